@@ -1,0 +1,305 @@
+"""AttentionRecorder and the attention figures, checked against diffusers' own attention scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from timelab import viz
+from timelab.attention import AttentionRecorder, TokenSpan, map_shape, token_labels
+from timelab.testing import tiny_pipeline
+
+PROMPTS = ["a pack of roses", "a photo of a hippopotamus"]
+HEIGHT, WIDTH = 16, 24  # non-square; the tiny VAE keeps the size, so latents are 16x24 too
+STEPS = 3
+
+
+def generate(pipe, prompts=PROMPTS, guidance_scale=7.5, steps=STEPS, **kwargs) -> torch.Tensor:
+    return pipe(prompts, height=HEIGHT, width=WIDTH, num_inference_steps=steps, guidance_scale=guidance_scale,
+                output_type="pt", generator=torch.Generator().manual_seed(0), **kwargs).images
+
+
+@pytest.fixture(scope="module")
+def sd1():
+    pipe = tiny_pipeline("sd1")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def sdxl():
+    pipe = tiny_pipeline("sdxl")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def cross_attention(pipe) -> dict:
+    return {n: m for n, m in pipe.unet.named_modules() if getattr(m, "is_cross_attention", False)}
+
+
+class ScoreCapture:
+    """Wraps a module's attention processor and logs diffusers' own ``get_attention_scores`` per call."""
+
+    def __init__(self, inner, log: list):
+        self.inner, self.log = inner, log
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+        probs = attn.get_attention_scores(query, key, None)  # (batch * heads, queries, tokens)
+        self.log.append(probs.view(-1, attn.heads, *probs.shape[1:]).detach().clone())
+        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+
+
+def reference_maps(pipe, guidance_scale=7.5, steps=STEPS, keep_steps=None, **kwargs):
+    """Per layer: diffusers' scores, conditional half, averaged over heads and steps, as (n, tokens, q)."""
+    layers = cross_attention(pipe)
+    logs = {name: [] for name in layers}
+    originals = {name: m.processor for name, m in layers.items()}
+    try:
+        for name, module in layers.items():
+            module.set_processor(ScoreCapture(originals[name], logs[name]))
+        images = generate(pipe, guidance_scale=guidance_scale, steps=steps, **kwargs)
+    finally:
+        for name, module in layers.items():
+            module.set_processor(originals[name])
+    result = {}
+    for name, calls in logs.items():
+        calls = calls if keep_steps is None else [calls[i] for i in keep_steps]
+        probs = torch.stack(calls)  # (steps, batch, heads, queries, tokens)
+        half = probs.shape[1] // 2 if guidance_scale > 1 else 0
+        result[name] = probs[:, half:].mean(dim=(0, 2)).transpose(1, 2)
+        result[name + ":uncond"] = probs[:, :half].mean(dim=(0, 2)).transpose(1, 2)
+    return images, result
+
+
+def hook_count(module: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+# ------------------------------------------------------------------------------- recording
+
+@pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
+def test_recorded_probabilities_match_diffusers_scores(sd1, guidance_scale):
+    _, reference = reference_maps(sd1, guidance_scale)
+    with AttentionRecorder(sd1) as rec:
+        generate(sd1, guidance_scale=guidance_scale)
+    assert set(rec.shapes) == set(cross_attention(sd1))
+    for name in rec.shapes:
+        got = rec.layer_maps(name).flatten(2)
+        torch.testing.assert_close(got, reference[name], rtol=1e-5, atol=1e-6)
+        if guidance_scale > 1:  # the unconditional half is different, so the choice of half matters
+            assert (got - reference[name + ":uncond"]).abs().max() > 1e-3
+
+
+def test_shapes_follow_the_latent_and_rows_sum_to_one(sd1):
+    with AttentionRecorder(sd1) as rec:
+        generate(sd1)
+    expected = {n: (HEIGHT, WIDTH) if not n.startswith("mid_block") else (HEIGHT // 2, WIDTH // 2)
+                for n in cross_attention(sd1)}
+    assert rec.shapes == expected
+    tokens = sd1.tokenizer.model_max_length
+    for name, (h, w) in expected.items():
+        layer = rec.layer_maps(name)
+        assert layer.shape == (len(PROMPTS), tokens, h, w)
+        torch.testing.assert_close(layer.sum(dim=1), torch.ones(len(PROMPTS), h, w))
+    combined = rec.maps()
+    assert combined.shape == (len(PROMPTS), tokens, HEIGHT, WIDTH)
+    torch.testing.assert_close(combined.sum(dim=1), torch.ones(len(PROMPTS), HEIGHT, WIDTH))
+    assert rec.maps(size=(32, 48)).shape == (len(PROMPTS), tokens, 32, 48)
+    full = [n for n, hw in expected.items() if hw == (HEIGHT, WIDTH)]
+    torch.testing.assert_close(rec.maps(resolution=(HEIGHT, WIDTH)),
+                               torch.stack([rec.layer_maps(n) for n in full]).mean(dim=0))
+
+
+def test_map_shape_inverts_downsampling():
+    assert map_shape((64, 96), 64 * 96) == (64, 96)
+    assert map_shape((64, 96), 8 * 12) == (8, 12)
+    assert map_shape((15, 9), 8 * 5) == (8, 5)  # odd sides round up, as a stride-2 convolution does
+    with pytest.raises(ValueError, match="no downsampling"):
+        map_shape((64, 64), 1000)
+
+
+@pytest.mark.parametrize("flavour", ["sd1", "sdxl"])
+def test_images_are_bit_identical_with_and_without_recording(flavour, sd1, sdxl):
+    pipe = {"sd1": sd1, "sdxl": sdxl}[flavour]
+    plain = generate(pipe)
+    with AttentionRecorder(pipe) as rec:
+        recorded = generate(pipe)
+    assert rec.timesteps_seen, "nothing was recorded"
+    assert torch.equal(plain, recorded)
+
+
+def test_sdxl_two_encoders_match_diffusers_scores(sdxl):
+    _, reference = reference_maps(sdxl)
+    with AttentionRecorder(sdxl) as rec:
+        generate(sdxl)
+    for name in rec.shapes:
+        torch.testing.assert_close(rec.layer_maps(name).flatten(2), reference[name], rtol=1e-5, atol=1e-6)
+
+
+def test_edited_to_k_is_seen_without_reregistering(sd1):
+    layers = cross_attention(sd1)
+    name = next(iter(layers))
+    weight = layers[name].to_k.weight
+    original = weight.detach().clone()
+    try:
+        with AttentionRecorder(sd1) as rec:
+            generate(sd1)
+            before = rec.layer_maps(name)
+            rec.reset()
+            with torch.no_grad():
+                weight.copy_(original)  # a no-op edit
+            generate(sd1)
+            assert torch.equal(rec.layer_maps(name), before)
+            rec.reset()
+            with torch.no_grad():
+                weight.mul_(3.0)
+            generate(sd1)
+            after = rec.layer_maps(name)
+        assert (after - before).abs().max() > 1e-3
+        _, reference = reference_maps(sd1)  # diffusers' scores of the edited model
+        torch.testing.assert_close(after.flatten(2), reference[name], rtol=1e-5, atol=1e-6)
+    finally:
+        with torch.no_grad():
+            weight.copy_(original)
+
+
+def test_timestep_window_keeps_only_those_steps(sd1):
+    _, reference = reference_maps(sd1, keep_steps=[0, 1])
+    with AttentionRecorder(sd1, timesteps=(300, 1000)) as rec:
+        generate(sd1)
+    assert len(rec.timesteps_seen) == 2 and all(300 <= t <= 1000 for t in rec.timesteps_seen)
+    for name in rec.shapes:
+        torch.testing.assert_close(rec.layer_maps(name).flatten(2), reference[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="low <= high"):
+        AttentionRecorder(sd1, timesteps=(900, 100))
+
+
+def test_layers_by_name_and_resolution(sd1):
+    names = list(cross_attention(sd1))
+    with AttentionRecorder(sd1, layers=names[:1]) as rec:
+        generate(sd1)
+    assert list(rec.shapes) == names[:1]
+    with AttentionRecorder(sd1, resolution=(HEIGHT // 2, WIDTH // 2)) as rec:
+        generate(sd1)
+    assert list(rec.shapes) == [n for n in names if n.startswith("mid_block")]
+    with pytest.raises(ValueError, match="unknown cross-attention layer"):
+        AttentionRecorder(sd1, layers=["down_blocks.9.attn2"])
+    with pytest.raises(ValueError, match="no recorded layer matches"):
+        rec.maps(resolution=3)
+
+
+def test_memory_does_not_grow_with_steps(sd1):
+    held = []
+    for steps in (2, 5):
+        with AttentionRecorder(sd1) as rec:
+            generate(sd1, steps=steps)
+        held.append(rec.nbytes)
+    tokens = sd1.tokenizer.model_max_length
+    expected = 4 * len(PROMPTS) * tokens * sum(h * w for h, w in rec.shapes.values())
+    assert held == [expected, expected]
+
+
+def test_no_hook_remains_also_when_generation_raises(sd1):
+    before = hook_count(sd1.unet)
+    with AttentionRecorder(sd1) as rec:
+        assert hook_count(sd1.unet) == before + 1 + len(rec.modules)
+        generate(sd1)
+    assert hook_count(sd1.unet) == before
+
+    def fail(pipe, step, timestep, callback_kwargs):
+        raise RuntimeError("stop at step 1")
+
+    with pytest.raises(RuntimeError, match="stop at step 1"):
+        with AttentionRecorder(sd1):
+            generate(sd1, callback_on_step_end=fail)
+    assert hook_count(sd1.unet) == before
+
+
+def test_unknown_guidance_asks_for_cfg():
+    fresh = tiny_pipeline("sd1")  # never called, so it cannot tell whether guidance is on
+    latents = torch.zeros(1, 4, 8, 8)
+    context = torch.zeros(1, 77, 32)
+    with pytest.raises(ValueError, match="pass cfg=True or cfg=False"):
+        with AttentionRecorder(fresh):
+            fresh.unet(latents, 10, encoder_hidden_states=context)
+    with AttentionRecorder(fresh, cfg=False) as rec:
+        fresh.unet(latents, 10, encoder_hidden_states=context)
+    assert rec.maps().shape == (1, 77, 8, 8)
+
+
+# ------------------------------------------------------------------------------- token labels
+
+def test_token_labels_mark_start_end_and_follow_the_tokenizer(sd1):
+    tokenizer = sd1.tokenizer
+    prompt = "a photo of a hippopotamus"
+    spans = token_labels(tokenizer, prompt)
+    pieces = tokenizer.tokenize(prompt)
+    assert [s.label for s in spans] == ["<start>"] + [p.removesuffix("</w>") for p in pieces] + ["<end>"]
+    assert [s.positions for s in spans] == [(i,) for i in range(len(pieces) + 2)]
+    merged = token_labels(tokenizer, prompt, merge_subwords=True)
+    assert [s.label for s in merged] == ["<start>", "a", "photo", "of", "a", "hippopotamus", "<end>"]
+    assert merged[5].positions == tuple(range(5, 5 + len(tokenizer.tokenize("hippopotamus"))))
+    assert len(merged[5].positions) > 1
+
+
+def test_padding_is_found_by_position_not_by_token():
+    pipe = tiny_pipeline("sd2")  # pads with "!"
+    spans = token_labels(pipe.tokenizer, "wow !", include_padding=True)
+    assert [s.label for s in spans[:5]] == ["<start>", "wow", "!", "<end>", "<pad>"]
+    assert len(spans) == pipe.tokenizer.model_max_length
+    assert token_labels(pipe.tokenizer, "wow !")[-1] == TokenSpan("<end>", (3,))
+
+
+def test_token_maps_sum_the_pieces_of_a_word(sd1):
+    with AttentionRecorder(sd1) as rec:
+        generate(sd1)
+    spans, maps = rec.token_maps(PROMPTS[1], image=1, merge_subwords=True)
+    assert maps.shape == (len(spans), HEIGHT, WIDTH)
+    word = next(s for s in spans if s.label == "hippopotamus")
+    torch.testing.assert_close(maps[spans.index(word)], rec.maps()[1, list(word.positions)].sum(dim=0))
+    with pytest.raises(IndexError, match="2 image"):
+        rec.token_maps(PROMPTS[1], image=2)
+
+
+# ------------------------------------------------------------------------------- figures
+
+@pytest.fixture
+def token_pair(sd1):
+    with AttentionRecorder(sd1) as rec:
+        images = generate(sd1)
+    spans, maps = rec.token_maps(PROMPTS[0])
+    edited = maps.clone()
+    edited[-2] *= 3.0  # "roses" attended three times as much in the "edited" model
+    return images[0], spans, maps, edited
+
+
+def test_before_after_shares_one_scale_per_token(token_pair, tmp_path, monkeypatch):
+    image, spans, before, after = token_pair
+    fig = viz.attention_before_after((image, image), (before, after), spans, title="edit")
+    axes = np.array(fig.axes[:-1]).reshape(len(spans) + 1, 2)  # the last axes is the colour bar
+    for row, span in enumerate(spans, start=1):
+        left, right = (np.asarray(axes[row][c].images[0].get_array()) for c in range(2))
+        scale = max(before[row - 1].max().item(), after[row - 1].max().item())
+        np.testing.assert_allclose(left, before[row - 1].numpy() / scale, rtol=1e-6)
+        np.testing.assert_allclose(right, after[row - 1].numpy() / scale, rtol=1e-6)
+        assert axes[row][0].get_ylabel() == span.label
+    monkeypatch.setenv(viz.FIGURES_ENV, str(tmp_path))
+    assert viz.save_figure(fig, "before_after.png").is_file()
+
+
+def test_heatmap_row_and_overlay(token_pair):
+    image, spans, maps, _ = token_pair
+    row = viz.attention_heatmap_row(maps, spans)
+    shown = [np.asarray(ax.images[0].get_array()) for ax in row.axes[: len(spans)]]
+    for token_map, data in zip(maps, shown):
+        np.testing.assert_allclose(data, token_map.numpy() / token_map.max().item(), rtol=1e-6)
+    overlay = viz.attention_overlay(image, maps, [s.label for s in spans])
+    first = overlay.axes[1]  # axes[0] is the bare image
+    assert len(first.images) == 2 and first.images[1].get_extent() == first.images[0].get_extent()
+    with pytest.raises(ValueError, match="one label per token map"):
+        viz.attention_heatmap_row(maps, spans[:-1])
+    with pytest.raises(ValueError, match=r"\(tokens, h, w\)"):
+        viz.attention_heatmap_row(maps[None], spans)
