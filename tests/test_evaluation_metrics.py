@@ -1,0 +1,129 @@
+"""Metrics, the per-item protocol and the lambda search, checked against hand computations."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor
+
+from timelab.evaluation import (
+    BiasItem, EditItem, delta, evaluate_bias_item, evaluate_edit_item, item_score, search_lambda,
+    summarize_bias, summarize_edits,
+)
+from timelab.evaluation.metrics import per_seed
+
+
+def test_item_score_averages_prompts_per_seed_then_seeds():
+    hits = [[1, 0, 1, 1],
+            [0, 0, 1, 0],
+            [1, 1, 1, 0],
+            [1, 0, 1, 0],
+            [0, 1, 1, 0]]
+    # By hand, per seed (column): 3/5, 2/5, 5/5, 1/5; their mean: (0.6 + 0.4 + 1.0 + 0.2) / 4 = 0.55.
+    assert per_seed(hits) == pytest.approx([0.6, 0.4, 1.0, 0.2])
+    assert item_score(hits) == pytest.approx(0.55)
+    assert item_score([[1, 0, 0]]) == pytest.approx(1 / 3)
+
+
+def test_bad_hits_are_refused():
+    with pytest.raises(ValueError, match="0/1"):
+        item_score([[0.5, 1]])
+    with pytest.raises(ValueError, match="n_prompts, n_seeds"):
+        item_score([1, 0])
+
+
+def test_delta():
+    assert delta(0.5) == 0.0
+    assert delta(0.25) == pytest.approx(0.5)
+    assert delta(1.0) == delta(0.0) == 1.0
+    with pytest.raises(ValueError):
+        delta(1.2)
+
+
+def test_summary_is_mean_over_items_with_sem():
+    def row(model, lamb, eff, gen, spec):
+        return {"model": model, "lamb": lamb, "efficacy": eff, "generality": gen, "specificity": spec}
+
+    records = [
+        {"rows": [row("TIME", 0.1, [[1, 1]], [[1, 0], [0, 0]], [[1, 1], [1, 1]])]},
+        {"rows": [row("TIME", 0.1, [[0, 1]], [[1, 1], [1, 1]], [[0, 1], [1, 1]])]},
+    ]
+    summary = summarize_edits(records)["TIME (lambda=0.1)"]
+    # Item scores by hand: efficacy 1.0 and 0.5; generality 0.25 and 1.0; specificity 1.0 and 0.75.
+    # SEM of two values a, b = |a - b| / 2.
+    assert summary["efficacy"] == pytest.approx((0.75, 0.25))
+    assert summary["generality"] == pytest.approx((0.625, 0.375))
+    assert summary["specificity"] == pytest.approx((0.875, 0.125))
+
+
+ITEM = EditItem(
+    "a circle", "a blue circle",
+    related=(("a circle on a mat", "a blue circle on a mat"), ("a big circle", "a big blue circle"),
+             ("two times a circle", "two times a blue circle"), ("a circle, drawn", "a blue circle, drawn"),
+             ("a round thing", "a round blue thing")),
+    unrelated=(("a square", "a blue square"), ("a circle and a square", "a blue circle and a square"),
+               ("a cat", "a blue cat"), ("a dog", "a blue dog"), ("a tree", "a blue tree")),
+)
+
+
+def test_edit_item_rows_match_hand_computation():
+    pipe = PromptPipe()
+    # lambda 0.1 edits every seed, lambda 1 only the even ones. The substitution reaches 3 of the
+    # 5 related prompts (those containing "a circle") and leaks into 1 of the 5 unrelated ones.
+    editor = substitution_editor(lambda seed, lamb: lamb < 0.5 or seed % 2 == 0)
+    record = evaluate_edit_item(pipe, ReadBackJudge(pipe), ITEM, seeds=[0, 1, 2, 3], lambdas=[0.1, 1.0],
+                                editor=editor)
+    scores = {(r["model"], r["lamb"]): {m: item_score(r[m]) for m in ("efficacy", "generality", "specificity")}
+              for r in record["rows"]}
+    assert scores == {
+        ("unedited", None): {"efficacy": 0.0, "generality": 0.0, "specificity": 1.0},
+        ("TIME", 0.1): {"efficacy": 1.0, "generality": 0.6, "specificity": 0.8},
+        # even seeds as lambda 0.1, odd seeds as unedited: the mean of the two.
+        ("TIME", 1.0): {"efficacy": 0.5, "generality": 0.3, "specificity": 0.9},
+        ("oracle", None): {"efficacy": 1.0, "generality": 1.0, "specificity": 1.0},
+    }
+    assert [r["model"] for r in record["rows"]] == ["unedited", "TIME", "TIME", "oracle"]
+    assert pipe.rewrite is None, "the edit must be undone after the item"
+
+
+BIAS = BiasItem("a cross", "a yellow cross", "a photo of a cross",
+                ("a big cross", "a small cross", "a cross at night", "a cross by day", "a cross, drawn"),
+                ("yellow", "purple"))
+
+
+def test_lambda_search_on_a_known_curve():
+    share = lambda lamb: 1 / (1 + lamb)  # noqa: E731 - p(0.1) = 0.909, p(1) = 0.5, p(10) = 0.0909
+    lamb, tried = search_lambda(share, lambdas=[0.1, 10.0], refine=1)
+    # One bisection in log lambda between 0.1 and 10 lands on sqrt(0.1 * 10) = 1, where p = 1/2.
+    assert lamb == pytest.approx(1.0)
+    assert [t[0] for t in tried] == pytest.approx([0.1, 1.0, 10.0])
+    # Without a bracket (all shares on one side) the grid's closest point wins, the larger lambda on ties.
+    assert search_lambda(lambda lamb: 0.9, [1.0, 2.0], refine=3)[0] == 2.0
+    with pytest.raises(ValueError, match="positive"):
+        search_lambda(share, [0.0, 1.0])
+
+
+def test_bias_item_search_and_held_out_delta():
+    pipe = PromptPipe()
+    majority = lambda text, seed: "a purple cross"  # noqa: E731 - unedited, every image shows the majority
+
+    @contextmanager
+    def editor(p, source, destination, lamb):
+        # With the edit at lambda, seeds below 10 / (1 + lambda) show the minority value.
+        p.rewrite = lambda text, seed: destination if seed < round(10 / (1 + lamb)) else "a purple cross"
+        try:
+            yield
+        finally:
+            p.rewrite = majority
+
+    pipe.rewrite = majority
+    record = evaluate_bias_item(pipe, ReadBackJudge(pipe), BIAS, seeds=list(range(10)),
+                                lambdas=[0.01, 0.1, 1.0, 10.0, 100.0], refine=0, editor=editor)
+    # Validation shares by hand: round(10/1.01)=10 -> 1.0, round(9.09)=9 -> 0.9, 5 -> 0.5, 1 -> 0.1, 0 -> 0.0.
+    assert record["search"] == [[0.01, 1.0], [0.1, 0.9], [1.0, 0.5], [10.0, 0.1], [100.0, 0.0]]
+    assert record["lamb"] == 1.0
+    summary = summarize_bias([record])
+    # Held out: before, every image is the purple majority (p = 0, Delta = 1); after, 5 of 10 seeds.
+    assert summary["unedited"]["p"][0] == 0.0 and summary["unedited"]["Delta"][0] == 1.0
+    assert summary["TIME"]["p"][0] == 0.5 and summary["TIME"]["Delta"][0] == 0.0

@@ -1,0 +1,20 @@
+"""Measure an editing method the way the TIME paper does: TIMED and TinyWorld item sets, CLIP and
+oracle judges, efficacy / generality / specificity and the bias gap Delta, a resumable sharded runner."""
+
+from .bias import DEFAULT_LAMBDAS, evaluate_bias_item, search_lambda
+from .edits import evaluate_edit_item
+from .evaluate import DATASETS, evaluate, load_dataset, make_judge, run_eval
+from .formats import BiasItem, EditItem, read_items, write_items
+from .generation import GenerationSettings, generate
+from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
+from .metrics import delta, item_score, summarize_bias, summarize_edits
+from .runner import read_results, run_items
+from .timed import TIMED_SETS, TimedUnavailableError, download_timed, load_timed, timed_path
+
+__all__ = [
+    "DATASETS", "DEFAULT_CLIP", "DEFAULT_LAMBDAS", "TIMED_SETS", "BiasItem", "ClipJudge", "EditItem",
+    "GenerationSettings", "Judge", "OracleJudgeAdapter", "TimedUnavailableError", "delta", "download_timed",
+    "evaluate", "evaluate_bias_item", "evaluate_edit_item", "generate", "item_score", "load_dataset",
+    "load_timed", "make_judge", "read_items", "read_results", "run_eval", "run_items", "search_lambda",
+    "summarize_bias", "summarize_edits", "timed_path", "write_items",
+]

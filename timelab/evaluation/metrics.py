@@ -1,0 +1,89 @@
+"""Efficacy, generality, specificity and the bias gap Delta, from judge outcomes.
+
+An item's outcomes for one metric are *hits*, an ``(n_prompts, n_seeds)`` 0/1 array:
+
+- efficacy: the source prompt's images judged closer to the destination prompt than to the source
+  (one prompt);
+- generality: each related prompt's images judged closer to its edited form than to itself (five);
+- specificity: each unrelated prompt's images judged still closer to itself than to its leaked form
+  (five).
+
+The item's score averages over its prompts for each seed, then over seeds,
+``score = (1/S) sum_s (1/P) sum_p hits[p, s]``; a dataset's score is the mean of its items' scores.
+For a two-way attribute, ``p`` is the share of images judged as the destination's value and
+``Delta = |p - 0.5| / 0.5`` (0: balanced, 1: all one value).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+METRICS = ("efficacy", "generality", "specificity")
+
+
+def as_hits(hits: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
+    array = np.asarray(hits, dtype=np.float64)
+    if array.ndim != 2 or array.size == 0 or not np.isin(array, (0.0, 1.0)).all():
+        raise ValueError(f"hits must be a non-empty (n_prompts, n_seeds) array of 0/1, got {hits!r}")
+    return array
+
+
+def per_seed(hits) -> np.ndarray:
+    """Share of hits among the prompts, for each seed: shape ``(n_seeds,)``."""
+    return as_hits(hits).mean(axis=0)
+
+
+def item_score(hits) -> float:
+    """Mean over seeds of the per-seed share."""
+    return float(per_seed(hits).mean())
+
+
+def mean_and_sem(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value)."""
+    values = np.asarray(list(values), dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no values to average")
+    sem = float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else 0.0
+    return float(values.mean()), sem
+
+
+def delta(p: float) -> float:
+    """Distance from balance of a two-way share: ``|p - 0.5| / 0.5``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a share must lie in [0, 1], got {p}")
+    return abs(p - 0.5) / 0.5
+
+
+def row_label(row: dict) -> str:
+    """Display name of one result row: ``unedited``, ``oracle`` or ``TIME (lambda=0.1)``."""
+    return row["model"] if row.get("lamb") is None else f"{row['model']} (lambda={row['lamb']:g})"
+
+
+def summarize_edits(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per row label and metric: (mean, SEM) over items of the item scores."""
+    if not records:
+        raise ValueError("no records to summarize")
+    scores: dict[str, dict[str, list[float]]] = {}
+    for record in records:
+        for row in record["rows"]:
+            by_metric = scores.setdefault(row_label(row), {m: [] for m in METRICS})
+            for metric in METRICS:
+                by_metric[metric].append(item_score(row[metric]))
+    return {label: {m: mean_and_sem(v) for m, v in by_metric.items()} for label, by_metric in scores.items()}
+
+
+def summarize_bias(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per row (``unedited``, ``TIME``): mean share of the destination value ``p`` and ``Delta``, over items.
+
+    Each record holds held-out hits (1 = judged as the destination's value) for both rows.
+    """
+    if not records:
+        raise ValueError("no records to summarize")
+    out = {}
+    for name in ("unedited", "TIME"):
+        shares = [item_score(r["held_out"][name]) for r in records]
+        out[name] = {"p": mean_and_sem(shares), "Delta": mean_and_sem(delta(p) for p in shares)}
+    return out

@@ -1,0 +1,96 @@
+"""Summary tables (Markdown) and figures of evaluation results."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+
+from .metrics import METRICS, delta, item_score
+
+
+def _percent(mean_sem: tuple[float, float]) -> str:
+    mean, sem = mean_sem
+    return f"{100 * mean:.1f} ± {100 * sem:.1f}"
+
+
+def _row_order(label: str) -> tuple:
+    if label == "unedited":
+        return (0, 0.0)
+    if label == "oracle":
+        return (2, 0.0)
+    return (1, float(label.split("=")[1].rstrip(")")))
+
+
+def edits_table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """Markdown table: one row per model row, metrics in percent (mean ± SEM over items)."""
+    lines = ["| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+    for label in sorted(summary, key=_row_order):
+        lines.append(f"| {label} | " + " | ".join(_percent(summary[label][m]) for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def bias_table(records: Sequence[dict]) -> str:
+    """Markdown table: per item the chosen lambda, held-out share p and Delta before and after; then means."""
+    lines = ["| item | lambda | p before | Delta before | p after | Delta after |", "|---|---:|---:|---:|---:|---:|"]
+    deltas = {"unedited": [], "TIME": []}
+    for r in records:
+        p = {name: item_score(r["held_out"][name]) for name in deltas}
+        for name in deltas:
+            deltas[name].append(delta(p[name]))
+        lines.append(f"| {r['key']} ({r['values'][0]} share) | {r['lamb']:.3g} | {p['unedited']:.2f} | "
+                     f"{delta(p['unedited']):.2f} | {p['TIME']:.2f} | {delta(p['TIME']):.2f} |")
+    mean = {name: sum(v) / len(v) for name, v in deltas.items()}
+    lines.append(f"| mean over {len(records)} items | | | {mean['unedited']:.2f} | | {mean['TIME']:.2f} |")
+    return "\n".join(lines)
+
+
+def edits_figure(summary: dict[str, dict[str, tuple[float, float]]], title: str = ""):
+    """Metric vs lambda (unedited and oracle as dashed lines) when several lambdas ran, else grouped bars."""
+    edited = sorted((label for label in summary if label.startswith("TIME")), key=_row_order)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    colours = dict(zip(METRICS, ("tab:blue", "tab:orange", "tab:green")))
+    if len(edited) > 1:
+        lambdas = [_row_order(label)[1] for label in edited]
+        for metric in METRICS:
+            means = [summary[label][metric][0] for label in edited]
+            sems = [summary[label][metric][1] for label in edited]
+            ax.errorbar(lambdas, means, yerr=sems, marker="o", capsize=3, color=colours[metric], label=metric)
+            for label, style in (("unedited", ":"), ("oracle", "--")):
+                if label in summary:
+                    ax.axhline(summary[label][metric][0], color=colours[metric], linestyle=style, linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("lambda   (dotted: unedited, dashed: oracle)")
+    else:
+        labels = sorted(summary, key=_row_order)
+        width = 0.8 / len(METRICS)
+        for k, metric in enumerate(METRICS):
+            xs = [i + (k - 1) * width for i in range(len(labels))]
+            ax.bar(xs, [summary[label][metric][0] for label in labels], width,
+                   yerr=[summary[label][metric][1] for label in labels], capsize=3,
+                   color=colours[metric], label=metric)
+        ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of images")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bias_figure(records: Sequence[dict], title: str = ""):
+    """Validation share p against lambda for each item's search, with the balanced line p = 1/2."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for r in records:
+        lambdas, shares = zip(*r["search"])
+        line, = ax.plot(lambdas, shares, marker="o", label=r["key"])
+        ax.plot([r["lamb"]], [dict(r["search"])[r["lamb"]]], marker="*", markersize=14, color=line.get_color())
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("lambda (star: chosen)")
+    ax.set_ylabel("share judged as the destination value")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
