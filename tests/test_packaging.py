@@ -1,0 +1,46 @@
+"""Packaging: environment.yml mirrors pyproject.toml; the CLI and README commands are wired up."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+
+
+def requirement_name(spec: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_names_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {requirement_name(s) for s in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = lines.index("dependencies:") + 1
+    conda = set()
+    for line in lines[start:]:
+        match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
+        if match and match.group(1) not in ("python", "pip"):
+            conda.add(CONDA_NAMES.get(match.group(1), match.group(1)).lower())
+    assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+    assert '- -e ".[dev]"' in (ROOT / "environment.yml").read_text()
+
+
+def test_readme_commands_exist_in_the_makefile():
+    readme = (ROOT / "README.md").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("demo", "test"):
+        assert f"make {target}" in readme
+        assert re.search(rf"^{target}:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_cli_edit_reports_bad_input_clearly(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "timelab.cli", "edit", "a cat", "a dog", "--out", str(tmp_path / "e.pt")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "--out must name a .safetensors file" in result.stderr

@@ -1,0 +1,146 @@
+r"""The closed-form ridge solver at the heart of TIME.
+
+For a projection ``W`` (``out x d``), keys ``c_i`` (rows of ``C``, ``n x d``) and targets ``v_i`` (rows of
+``V``, ``n x out``), TIME solves
+
+    min_W'  sum_i ||W' c_i - v_i||^2 + lambda ||W' - W||_F^2 + s sum_j ||W' p_j - W p_j||^2
+
+(the last term, with preservation keys ``p_j``, is the Unified Concept Editing generalisation). Setting
+the gradient to zero gives the normal equations
+
+    W' A = lambda W + V^T C + s W P^T P,      A = lambda I + C^T C + s P^T P,
+
+whose unique solution, written as a correction of ``W``, is
+
+    W' = W + (V - C W^T)^T  C A^{-1}.
+
+``M = C A^{-1}`` (``n x d``) depends on the keys only, so one factorisation serves every matrix of an
+edit. With the stacked keys ``K = [C; sqrt(s) P]`` (``N x d``), ``A = lambda I + K^T K`` and the
+push-through identity ``K A^{-1} = (lambda I_N + K K^T)^{-1} K`` let us factor whichever of the
+``d x d`` or ``N x N`` systems is smaller. ``A`` is symmetric positive definite for ``lambda > 0`` but
+badly conditioned (many near-identical padding keys), so it is Cholesky-factored in float64; the
+per-matrix products run in float32 (or the weight's own precision if wider) and the result is cast back.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, overload
+
+import torch
+from torch import Tensor
+
+FACTOR_DTYPE = torch.float64
+
+
+def _check_finite(name: str, tensor: Tensor) -> None:
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the model weights and prompts")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Products run in float32 at least: fp16/bf16 weights are upcast, float64 stays float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def ridge_factor(
+    keys: Tensor,
+    lamb: float = 0.1,
+    preserve_keys: Tensor | None = None,
+    preserve_scale: float = 1.0,
+) -> Tensor:
+    r"""``M = C A^{-1}`` with ``A = lambda I + C^T C + s P^T P``, in float64 (``n x d``).
+
+    Factors the smaller of the ``d x d`` and ``(n + m) x (n + m)`` systems with Cholesky; never inverts.
+    """
+    if not lamb > 0:
+        raise ValueError(f"lamb must be > 0 (the ridge term makes the system solvable), got {lamb}")
+    if keys.ndim != 2 or keys.shape[0] == 0:
+        raise ValueError(f"keys must be a non-empty (n, d) matrix, got shape {tuple(keys.shape)}")
+    _check_finite("keys", keys)
+    n, d = keys.shape
+    stacked = keys.to(FACTOR_DTYPE)
+    if preserve_keys is not None:
+        if preserve_keys.ndim != 2 or preserve_keys.shape[1] != d:
+            raise ValueError(
+                f"preserve_keys must be (m, {d}) like the keys, got shape {tuple(preserve_keys.shape)}"
+            )
+        if not preserve_scale > 0:
+            raise ValueError(f"preserve_scale must be > 0, got {preserve_scale}")
+        _check_finite("preserve_keys", preserve_keys)
+        scaled = preserve_keys.to(device=keys.device, dtype=FACTOR_DTYPE) * preserve_scale**0.5
+        stacked = torch.cat([stacked, scaled])
+    big_n = stacked.shape[0]
+    if big_n < d:  # (lambda I_N + K K^T)^{-1} K
+        gram = stacked @ stacked.T
+        gram.diagonal().add_(lamb)
+        factor = torch.linalg.cholesky(gram)
+        solved = torch.cholesky_solve(stacked, factor)
+    else:  # (A^{-1} K^T)^T, A symmetric
+        system = stacked.T @ stacked
+        system.diagonal().add_(lamb)
+        factor = torch.linalg.cholesky(system)
+        solved = torch.cholesky_solve(stacked.T, factor).T
+    return solved[:n]
+
+
+def apply_update(weight: Tensor, residuals: Tensor, factor: Tensor) -> Tensor:
+    r"""``W + R^T M`` for residuals ``R = V - C W^T`` (``n x out``) and ``M = ridge_factor(C)``.
+
+    Computed in float32 (float64 for float64 weights) and returned in the weight's dtype.
+    """
+    work = compute_dtype(weight.dtype)
+    updated = weight.to(work) + residuals.to(work).T @ factor.to(device=weight.device, dtype=work)
+    updated = updated.to(weight.dtype)
+    _check_finite("the solved weights", updated)
+    return updated
+
+
+@overload
+def closed_form(weights: Tensor, keys: Tensor, targets: Tensor, lamb: float = ...,
+                preserve_keys: Tensor | None = ..., preserve_scale: float = ...) -> Tensor: ...
+@overload
+def closed_form(weights: Sequence[Tensor], keys: Tensor, targets: Sequence[Tensor], lamb: float = ...,
+                preserve_keys: Tensor | None = ..., preserve_scale: float = ...) -> list[Tensor]: ...
+
+
+def closed_form(weights, keys, targets, lamb=0.1, preserve_keys=None, preserve_scale=1.0):
+    r"""Ridge minimiser ``W' = (lambda W + V^T C + s W P^T P)(lambda I + C^T C + s P^T P)^{-1}``.
+
+    Args:
+        weights: one ``(out, d)`` matrix or a sequence of them sharing the same keys.
+        keys: ``(n, d)``, one key ``c_i`` per row.
+        targets: ``(n, out)`` per weight (same structure as ``weights``): the wanted ``W' c_i``.
+        lamb: ridge strength ``lambda > 0``, pulling ``W'`` towards ``W``.
+        preserve_keys: optional ``(m, d)`` keys whose outputs ``W p_j`` should stay put.
+        preserve_scale: weight ``s`` of the preservation term.
+
+    Returns the solved matrices in the structure and dtype of ``weights``.
+    """
+    single = isinstance(weights, Tensor)
+    weight_list = [weights] if single else list(weights)
+    target_list = [targets] if single else list(targets)
+    if not weight_list:
+        raise ValueError("closed_form needs at least one weight matrix")
+    if len(weight_list) != len(target_list):
+        raise ValueError(f"got {len(weight_list)} weights but {len(target_list)} target matrices")
+    n, d = keys.shape if keys.ndim == 2 else (None, None)
+    for index, (weight, target) in enumerate(zip(weight_list, target_list)):
+        if weight.ndim != 2 or weight.shape[1] != d:
+            raise ValueError(
+                f"weight {index} has shape {tuple(weight.shape)}; expected (out, {d}) to match keys "
+                f"of shape {tuple(keys.shape)}"
+            )
+        if target.shape != (n, weight.shape[0]):
+            raise ValueError(
+                f"targets {index} have shape {tuple(target.shape)}; expected ({n}, {weight.shape[0]}): "
+                "one target row per key, as wide as the weight's output"
+            )
+        _check_finite(f"weight {index}", weight)
+        _check_finite(f"targets {index}", target)
+    factor = ridge_factor(keys, lamb, preserve_keys, preserve_scale)
+    solved = []
+    for weight, target in zip(weight_list, target_list):
+        work = compute_dtype(weight.dtype)
+        residuals = target.to(work) - keys.to(device=weight.device, dtype=work) @ weight.to(work).T
+        solved.append(apply_update(weight, residuals, factor))
+    return solved[0] if single else solved
