@@ -1,10 +1,18 @@
 """Packaging: environment.yml mirrors pyproject.toml; the CLI and README commands are wired up."""
 
+import os
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
+import torch
+
+import timelab
+from conftest import CLIP_BPE, needs_clip_bpe
+from timelab.testing import tiny_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
@@ -44,3 +52,24 @@ def test_cli_edit_reports_bad_input_clearly(tmp_path):
     )
     assert result.returncode == 2
     assert "--out must name a .safetensors file" in result.stderr
+
+
+@needs_clip_bpe
+def test_cli_edit_on_a_model_folder_and_load_pipeline(tmp_path):
+    """The real loading path (a diffusers folder) end to end: CLI edit, then load_pipeline + load_edit."""
+    folder = tmp_path / "tiny-sd"
+    tiny_pipeline("sd1", bpe_path=CLIP_BPE).save_pretrained(folder)
+    out = tmp_path / "roses.safetensors"
+    result = subprocess.run(
+        [sys.executable, "-m", "timelab.cli", "edit", "a pack of roses", "a pack of blue roses",
+         "--model", str(folder), "--device", "cpu", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "solve" in result.stdout and out.is_file()
+    pipe = timelab.load_pipeline(str(folder), device="cpu")
+    assert pipe.dtype == torch.float32 and type(pipe).__name__ == "StableDiffusionPipeline"
+    edit = timelab.load_edit(pipe, out)
+    reference = timelab.time_edit(pipe, "a pack of roses", "a pack of blue roses")
+    for name in edit.layer_names:
+        torch.testing.assert_close(edit.edited[name], reference.edited[name], rtol=1e-5, atol=1e-6)
