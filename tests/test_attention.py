@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from timelab import viz
+from timelab import align_tokens, time_edit, viz
 from timelab.attention import AttentionRecorder, TokenSpan, map_shape, token_labels
+from timelab.editing import cross_attention_layers
 from timelab.testing import tiny_pipeline
 
 PROMPTS = ["a pack of roses", "a photo of a hippopotamus"]
@@ -35,7 +36,7 @@ def sdxl():
 
 
 def cross_attention(pipe) -> dict:
-    return {n: m for n, m in pipe.unet.named_modules() if getattr(m, "is_cross_attention", False)}
+    return cross_attention_layers(pipe.unet)
 
 
 class ScoreCapture:
@@ -166,6 +167,38 @@ def test_edited_to_k_is_seen_without_reregistering(sd1):
             weight.copy_(original)
 
 
+def test_time_edit_moves_the_object_token_toward_the_destination(sd1):
+    source, destination = "a pack of roses", "a pack of blue roses"
+    # The first cross-attention layer at the first step: its queries come from the same seeded latents
+    # whatever the prompt, so its maps differ only through the keys that TIME edits.
+    first = next(iter(cross_attention(sd1)))
+
+    def first_maps(prompt):
+        with AttentionRecorder(sd1, layers=[first], timesteps=(500, 1000)) as rec:
+            generate(sd1, prompts=[prompt])
+        assert len(rec.timesteps_seen) == 1
+        return rec.layer_maps(first)[0]
+
+    def all_maps(prompt):
+        with AttentionRecorder(sd1) as rec:
+            generate(sd1, prompts=[prompt])
+        return rec.maps()[0]
+
+    source_before, source_all = first_maps(source), all_maps(source)
+    aligned = first_maps(destination)[align_tokens(sd1.tokenizer, source, destination)]
+    roses = token_labels(sd1.tokenizer, source)[-2]
+    assert roses.label == "roses"
+    with time_edit(sd1, source, destination):
+        source_after = first_maps(source)
+        assert (all_maps(source) - source_all).abs().max() > 1e-4
+    gap_before = (source_before[roses.positions] - aligned[roses.positions]).norm()
+    gap_after = (source_after[roses.positions] - aligned[roses.positions]).norm()
+    assert gap_after < 0.5 * gap_before, (gap_before, gap_after)
+    assert torch.equal(first_maps(source), source_before)  # undone on exit
+    with time_edit(sd1, source, source):  # a no-op edit
+        torch.testing.assert_close(all_maps(source), source_all, rtol=0, atol=1e-6)
+
+
 def test_timestep_window_keeps_only_those_steps(sd1):
     _, reference = reference_maps(sd1, keep_steps=[0, 1])
     with AttentionRecorder(sd1, timesteps=(300, 1000)) as rec:
@@ -185,7 +218,7 @@ def test_layers_by_name_and_resolution(sd1):
     with AttentionRecorder(sd1, resolution=(HEIGHT // 2, WIDTH // 2)) as rec:
         generate(sd1)
     assert list(rec.shapes) == [n for n in names if n.startswith("mid_block")]
-    with pytest.raises(ValueError, match="unknown cross-attention layer"):
+    with pytest.raises(ValueError, match="no cross-attention layer matches"):
         AttentionRecorder(sd1, layers=["down_blocks.9.attn2"])
     with pytest.raises(ValueError, match="no recorded layer matches"):
         rec.maps(resolution=3)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .editing.layers import select_layers
+
 START_LABEL, END_LABEL, PAD_LABEL = "<start>", "<end>", "<pad>"
 WORD_END = "</w>"  # CLIP's BPE marks the last piece of every word with this suffix
 
@@ -75,11 +77,6 @@ def token_labels(tokenizer, prompt: str, merge_subwords: bool = False,
     return spans
 
 
-def _cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
-    # TODO(attention): replace with timelab.editing.cross_attention_layers once the lead's lands.
-    return {name: m for name, m in unet.named_modules() if getattr(m, "is_cross_attention", False)}
-
-
 def map_shape(latent_hw: tuple[int, int], length: int) -> tuple[int, int]:
     """The ``(h, w)`` of a layer's ``length`` queries in a UNet fed latents of size ``latent_hw``.
 
@@ -111,7 +108,8 @@ class AttentionRecorder:
 
     Arguments:
         pipe: a Stable Diffusion style pipeline (``.unet``, ``.tokenizer``).
-        layers: names of the cross-attention modules to record (default: all of them).
+        layers: names or name prefixes (``"up_blocks"``) of the cross-attention modules to record
+            (default: all of them).
         resolution: record only layers whose maps are ``(h, w)`` (an int ``n`` means ``(n, n)``).
         timesteps: ``(low, high)``: record only UNet calls whose scheduler timestep ``t`` has
             ``low <= t <= high`` (``t`` near 1000 is pure noise, near 0 the finished image).
@@ -123,16 +121,9 @@ class AttentionRecorder:
                  resolution: int | tuple[int, int] | None = None,
                  timesteps: tuple[float, float] | None = None, cfg: bool | None = None):
         self.pipe = pipe
-        available = _cross_attention_layers(pipe.unet)
-        if not available:
-            raise ValueError("the pipeline's UNet has no cross-attention layers to record")
-        names = list(available) if layers is None else list(layers)
-        unknown = [n for n in names if n not in available]
-        if unknown:
-            raise ValueError(f"unknown cross-attention layer(s) {unknown}; choose from {list(available)}")
-        if not names:
+        self.modules = select_layers(pipe.unet, layers)
+        if not self.modules:
             raise ValueError("layers is empty; pass None to record every cross-attention layer")
-        self.modules = {n: available[n] for n in names}
         self.resolution = _as_hw(resolution)
         if timesteps is not None and not timesteps[0] <= timesteps[1]:
             raise ValueError(f"timesteps must be (low, high) with low <= high, got {timesteps}")
