@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .tinyworld import training as tinyworld_training
 
     tinyworld_training.register(subparsers)
+    from .evaluation import cli as evaluation_cli
+
+    evaluation_cli.register(subparsers)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``timelab eval``: measure TIME on an item set (resumable; shards under ``accelerate launch``)."""
+"""``timelab eval``: measure TIME on an item set (resumable; shards under ``accelerate launch`` or ``torchrun``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   timelab eval --model CompVis/stable-diffusion-v1-4 --dataset timed-test-sd14 --output sd14.jsonl
   accelerate launch -m timelab.cli eval --model CompVis/stable-diffusion-v1-4 --dataset timed-test-sd14 \\
       --output sd14.jsonl          (items sharded over every GPU or machine; one merged file)
+  torchrun --nproc_per_node 2 -m timelab.cli eval --dataset tinyworld --output tw.jsonl   (CPU processes)
 Run the same command again to resume: finished items are skipped."""
 
 

@@ -24,7 +24,7 @@ from .generation import GenerationSettings
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import summarize_bias, summarize_edits
 from .report import bias_figure, bias_table, edits_figure, edits_table
-from .runner import run_items
+from .runner import process_state, run_items
 from .timed import TIMED_SETS, load_timed
 
 DATASETS = ["tinyworld", "tinyworld-bias"] + [f"timed-{name}" for name in TIMED_SETS]
@@ -85,9 +85,7 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
     records = run_items(items, lambda item: step(item=item), output, config,
                         description="bias items" if bias else "items")
     summary = summarize_bias(records) if bias else summarize_edits(records)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         from timelab.viz import save_figure
 
         title = f"{Path(output).name}: {len(records)} items x {len(seeds)} seeds"
@@ -118,13 +116,11 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
              timed_dir: str | os.PathLike | None = None, download: bool = True, device: str | None = None) -> dict:
     """Load model, items and judge by name and :func:`evaluate`. The judge defaults to the oracle on
     TinyWorld and to CLIP elsewhere."""
-    from accelerate import PartialState
-
     from timelab import load_pipeline
 
     items = load_dataset(dataset, timed_dir, download)
     judge = judge or ("oracle" if model == "tinyworld" else "clip")
-    device = device or str(PartialState().device)
+    device = device or str(process_state().device)
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}
     return evaluate(pipe, items, output, make_judge(judge, clip_model, device), seeds, lambdas, settings,

@@ -1,7 +1,7 @@
 """A resumable, shardable loop over evaluation items, writing one JSON line per finished item.
 
 The results file starts with a header line ``{"config": {...}}`` followed by one record per item
-(``"index"``, ``"key"`` and what the item's evaluation returned). Under ``accelerate launch`` each
+(``"index"``, ``"key"`` and what the item's evaluation returned). Under ``accelerate launch`` (or ``torchrun``) each
 process takes every ``world``-th pending item and appends its records, as soon as each is done, to
 its own part file ``<output>.part-<rank>``; at the end the main process merges the output, all part
 files and the records gathered from every process into ``<output>`` (sorted by index, written
@@ -19,6 +19,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
+
+
+def process_state():
+    """accelerate's view of this process (rank, world size, device).
+
+    Launched by ``accelerate launch`` on GPUs, or by ``torchrun`` on CPUs (gloo), or alone.
+    """
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def items_digest(keys: Sequence[str]) -> str:
@@ -95,14 +106,13 @@ def run_items(items: Sequence, evaluate: Callable[[object], dict], output: str |
     ``items`` need a ``key`` attribute; ``evaluate(item)`` returns a JSON-ready dict.
     Runs as one process, or sharded by rank under ``accelerate launch``.
     """
-    from accelerate import PartialState
     from accelerate.utils import broadcast_object_list, gather_object
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     keys = [item.key for item in items]
     config = {**config, "n_items": len(keys), "items": items_digest(keys)}
-    state = PartialState()
+    state = process_state()
     rank, world = state.process_index, state.num_processes
 
     done = None
