@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
                                   width=args.size, batch_size=args.batch_size)
     run_eval(args.model, args.dataset, args.output, seeds=args.seeds, lambdas=args.lamb, judge=args.judge,
              clip_model=args.clip_model, settings=settings, refine=args.refine, timed_dir=args.timed_dir,
-             download=not args.no_download, device=args.device)
+             download=not args.no_download, device=args.device, values=args.values)
     return 0
 
 
@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=24, help="number of seeds per prompt (0..N-1; default 24, as the paper)")
     parser.add_argument("--lamb", type=float, nargs="+", default=None,
                         help="lambda(s): one TIME row each (default 0.1); for bias sets, the search grid")
+    parser.add_argument("--values", nargs=2, default=["female", "male"], metavar=("VALUE", "OTHER"),
+                        help="bias CSVs: the two values of the attribute (default: female male)")
     parser.add_argument("--refine", type=int, default=3, help="bias sets: bisection steps after the lambda grid")
     parser.add_argument("--judge", choices=["oracle", "clip"], default=None,
                         help="default: oracle for tinyworld, clip otherwise")

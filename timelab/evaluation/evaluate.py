@@ -9,7 +9,7 @@ and the judge by name.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from . import items as tinyworld_items
 from .bias import DEFAULT_LAMBDAS, evaluate_bias_item
 from .edits import Editor, evaluate_edit_item
-from .formats import BiasItem, EditItem, read_items
+from .formats import GENDER_VALUES, BiasItem, EditItem, read_items
 from .generation import GenerationSettings
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import summarize_bias, summarize_edits
@@ -30,10 +30,11 @@ from .timed import TIMED_SETS, load_timed
 DATASETS = ["tinyworld", "tinyworld-bias"] + [f"timed-{name}" for name in TIMED_SETS]
 
 
-def load_dataset(name: str, timed_dir: str | os.PathLike | None = None,
-                 download: bool = True) -> list[EditItem] | list[BiasItem]:
+def load_dataset(name: str, timed_dir: str | os.PathLike | None = None, download: bool = True,
+                 values: Sequence[str] = GENDER_VALUES) -> list[EditItem] | list[BiasItem]:
     """Items by name (``tinyworld``, ``tinyworld-bias``, ``timed-test``, ``timed-test-sd14``,
-    ``timed-validation``, ``timed-gender``) or from a CSV file in either TIMED layout."""
+    ``timed-validation``, ``timed-gender``) or from a CSV file in either TIMED layout (a bias CSV's
+    destinations name one of the two attribute ``values``)."""
     if name == "tinyworld":
         return tinyworld_items.edit_items()
     if name == "tinyworld-bias":
@@ -41,7 +42,7 @@ def load_dataset(name: str, timed_dir: str | os.PathLike | None = None,
     if name.startswith("timed-") and name[len("timed-"):] in TIMED_SETS:
         return load_timed(name[len("timed-"):], timed_dir, download)
     if Path(name).suffix == ".csv":
-        return read_items(name)
+        return read_items(name, values)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS} or give a .csv file path")
 
 
@@ -113,13 +114,18 @@ def make_judge(name: str, clip_model: str = DEFAULT_CLIP, device: str | None = N
 def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | Sequence[int] = 24,
              lambdas: Sequence[float] | None = None, judge: str | None = None, clip_model: str = DEFAULT_CLIP,
              settings: GenerationSettings = GenerationSettings(), refine: int = 3,
-             timed_dir: str | os.PathLike | None = None, download: bool = True, device: str | None = None) -> dict:
-    """Load model, items and judge by name and :func:`evaluate`. The judge defaults to the oracle on
-    TinyWorld and to CLIP elsewhere."""
+             timed_dir: str | os.PathLike | None = None, download: bool = True, device: str | None = None,
+             values: Sequence[str] = GENDER_VALUES) -> dict:
+    """Load model, items and judge by name and :func:`evaluate`. On TinyWorld the judge defaults to
+    the oracle and sampling to TinyWorld's own step count; elsewhere to CLIP and the pipeline's defaults."""
     from timelab import load_pipeline
 
-    items = load_dataset(dataset, timed_dir, download)
+    items = load_dataset(dataset, timed_dir, download, values)
     judge = judge or ("oracle" if model == "tinyworld" else "clip")
+    if model == "tinyworld" and settings.steps is None:
+        from timelab.tinyworld.measure import STEPS
+
+        settings = replace(settings, steps=STEPS)  # the sampler settings TinyWorld was measured with
     device = device or str(process_state().device)
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}
