@@ -50,5 +50,8 @@ def test_eval_command_with_clip_judge_on_saved_tiny_models(tmp_path, sd1_pipe, c
     assert [(r["model"], r["lamb"]) for r in record["rows"]] == [
         ("unedited", None), ("TIME", 0.1), ("TIME", 1.0), ("oracle", None)]
     assert all(len(r["generality"]) == 5 and len(r["generality"][0]) == 2 for r in record["rows"])
-    assert "| TIME (lambda=1) |" in output.with_suffix(".md").read_text()
+    summary = output.with_suffix(".md").read_text()
+    assert "| TIME (lambda=1) |" in summary
+    assert (f"Command: `timelab eval --model {tmp_path / 'sd'} --dataset {items} --seeds 2 --lamb 0.1 1 --judge clip "
+            f"--clip-model {tmp_path / 'clip'} --steps 2 --size 8 --output {output}`") in summary
     assert (tmp_path / "figures" / "eval_out.png").is_file()

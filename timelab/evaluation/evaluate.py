@@ -23,7 +23,7 @@ from .formats import GENDER_VALUES, BiasItem, EditItem, read_items
 from .generation import GenerationSettings
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import summarize_bias, summarize_edits
-from .report import bias_figure, bias_table, edits_figure, edits_table
+from .report import bias_figure, bias_table, edits_figure, edits_table, reproduce
 from .runner import process_state, run_items
 from .timed import TIMED_SETS, load_timed
 
@@ -54,6 +54,11 @@ def seed_list(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
+def sampling(settings: GenerationSettings) -> dict:
+    """The settings that decide the images (batch size only decides speed, so a resumed run may change it)."""
+    return {k: v for k, v in asdict(settings).items() if k != "batch_size"}
+
+
 def summary_path(output: str | os.PathLike) -> Path:
     return Path(output).with_suffix(".md")
 
@@ -75,7 +80,7 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
     bias = isinstance(items[0], BiasItem)
     lambdas = [float(x) for x in (lambdas or (DEFAULT_LAMBDAS if bias else (0.1,)))]
     config = {"kind": "bias" if bias else "edits", "seeds": seeds, "lambdas": lambdas,
-              "settings": asdict(settings), **(tags or {})}
+              "settings": sampling(settings), **(tags or {})}
     if bias:
         config["refine"] = refine
         step = partial(evaluate_bias_item, pipe, judge, seeds=seeds, lambdas=lambdas, refine=refine,
@@ -91,7 +96,7 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
 
         title = f"{Path(output).name}: {len(records)} items x {len(seeds)} seeds"
         table = bias_table(records) if bias else edits_table(summary)
-        text = f"# {Path(output).name}\n\n{table}\n\nSettings: `{config}`\n"
+        text = f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}Settings: `{config}`\n"
         tmp = summary_path(output).with_name("." + summary_path(output).name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, summary_path(output))

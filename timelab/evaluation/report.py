@@ -22,6 +22,22 @@ def _row_order(label: str) -> tuple:
     return (1, float(label.split("=")[1].rstrip(")")))
 
 
+def reproduce(config: dict, output) -> str:
+    """The ``timelab eval`` command that (re)makes a run, when its header names model and dataset."""
+    if "model" not in config or "dataset" not in config or config["seeds"] != list(range(len(config["seeds"]))):
+        return ""
+    settings = config["settings"]
+    words = ["timelab eval", f"--model {config['model']}", f"--dataset {config['dataset']}",
+             f"--seeds {len(config['seeds'])}", "--lamb " + " ".join(f"{x:g}" for x in config["lambdas"])]
+    if config.get("judge", "").startswith("clip:"):
+        words.append(f"--judge clip --clip-model {config['judge'][5:]}")
+    if "refine" in config:
+        words.append(f"--refine {config['refine']}")
+    flags = {"steps": "--steps", "guidance_scale": "--guidance", "height": "--size"}
+    words += [f"{flag} {settings[key]:g}" for key, flag in flags.items() if settings.get(key) is not None]
+    return f"Command: `{' '.join(words)} --output {output}`\n\n"
+
+
 def edits_table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
     """Markdown table: one row per model row, metrics in percent (mean ± SEM over items)."""
     lines = ["| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
