@@ -1,8 +1,10 @@
-"""What recording cross-attention maps costs: plain generation against generation inside an AttentionRecorder.
+"""What recording cross-attention maps costs: plain generation against generation while recording.
 
-Both runs use the same prompts, seed, steps and guidance, alternate (plain, recorded, recorded, plain,
-...) after one warm-up each, and the script checks that the images are bit-identical. Target: recording
-costs at most 1.3x the plain generation time on TinyWorld.
+Target: recording costs at most 1.3x the plain generation time on TinyWorld. Both runs use the same
+prompts, seed, steps and guidance, alternate (plain, recorded, recorded, plain, ...) after one warm-up
+each, and the script checks that the images are bit-identical. Wall time (median and fastest) and this
+process's CPU time are reported; on a CPU the target is judged on CPU time, which other processes on a
+shared machine do not inflate, on a GPU on the fastest wall time.
 
     python benchmarks/attention_overhead.py [--model tinyworld|tiny-sd1|sd14-shaped] [--steps 20]
         [--repeats 5] [--size H W] [--device cpu|cuda]
@@ -14,6 +16,7 @@ replaces its own section).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -38,7 +41,10 @@ def build(model: str, device: str):
         return load_pipeline("tinyworld", device=device)
     from timelab.testing import sd14_shaped_pipeline, tiny_pipeline
 
-    pipe = tiny_pipeline("sd1") if model == "tiny-sd1" else sd14_shaped_pipeline(vae_block_out_channels=(32, 32, 32, 32))
+    if model == "tiny-sd1":
+        pipe = tiny_pipeline("sd1")
+    else:  # a slim VAE: only the UNet's cross-attention matters here
+        pipe = sd14_shaped_pipeline(vae_block_out_channels=(32, 32, 32, 32))
     return pipe.to(device)
 
 
@@ -57,67 +63,74 @@ def main() -> None:
                         help="image size (default: the model's own)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    on_gpu = args.device.startswith("cuda")
 
     pipe = build(args.model, args.device)
     pipe.set_progress_bar_config(disable=True)
-    scale = pipe.vae_scale_factor
-    height, width = args.size or (pipe.unet.config.sample_size * scale,) * 2
+    height, width = args.size or (pipe.unet.config.sample_size * pipe.vae_scale_factor,) * 2
 
-    def generate() -> torch.Tensor:
-        sync(args.device)
-        start = time.perf_counter()
-        images = pipe(PROMPTS, height=height, width=width, num_inference_steps=args.steps,
-                      guidance_scale=args.guidance, output_type="pt",
-                      generator=torch.Generator(args.device).manual_seed(0)).images
-        sync(args.device)
-        return time.perf_counter() - start, images
+    def generate(record: bool) -> tuple[float, float, torch.Tensor, AttentionRecorder]:
+        """Wall and CPU seconds (this process, all threads), images, and the recorder used (if any)."""
+        recorder = AttentionRecorder(pipe)
+        with recorder if record else contextlib.nullcontext():
+            sync(args.device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            images = pipe(PROMPTS, height=height, width=width, num_inference_steps=args.steps,
+                          guidance_scale=args.guidance, output_type="pt",
+                          generator=torch.Generator(args.device).manual_seed(0)).images
+            sync(args.device)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return wall, cpu, images, recorder
 
-    def recorded():
-        with AttentionRecorder(pipe) as rec:
-            seconds, images = generate()
-        return seconds, images, rec
-
-    generate(), recorded()  # warm-up
-    plain_s, recorded_s = [], []
-    identical = True
+    generate(False), generate(True)  # warm-up
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    cpus: dict[bool, list[float]] = {False: [], True: []}
+    images: dict[bool, torch.Tensor] = {}
+    identical, rec = True, None
     for r in range(args.repeats):
-        order = (False, True) if r % 2 == 0 else (True, False)
-        for record in order:
-            if record:
-                seconds, images, rec = recorded()
-                recorded_s.append(seconds)
-                recorded_images = images
-            else:
-                seconds, plain_images = generate()
-                plain_s.append(seconds)
-        identical &= torch.equal(plain_images, recorded_images)
+        for record in ((False, True) if r % 2 == 0 else (True, False)):
+            wall, cpu, images[record], recorder = generate(record)
+            walls[record].append(wall)
+            cpus[record].append(cpu)
+            rec = recorder if record else rec
+        identical &= torch.equal(images[False], images[True])
 
-    plain, with_maps = statistics.median(plain_s), statistics.median(recorded_s)
-    ratio, best_ratio = with_maps / plain, min(recorded_s) / min(plain_s)
-    layers = ", ".join(f"{h}x{w}" for h, w in rec.shapes.values())
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
+    def row(name: str, record: bool) -> str:
+        cells = []
+        for values, pick in ((walls, statistics.median), (walls, min), (cpus, statistics.median)):
+            value, base = pick(values[record]), pick(values[False])
+            cells.append(f"{value * 1000:.0f} ms ({value / base:.2f}x)")
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    # CPU time of this process is what recording adds, and other processes on a shared machine do not
+    # inflate it; on a GPU the work is asynchronous, so there the fastest wall time is judged.
+    judged = min(walls[True]) / min(walls[False]) if on_gpu else \
+        statistics.median(cpus[True]) / statistics.median(cpus[False])
+    device_name = torch.cuda.get_device_name() if on_gpu else \
         f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
     heading = f"## {args.model}, {device_name}, torch {torch.__version__}"
+    batch = 2 * len(PROMPTS) if args.guidance > 1 else len(PROMPTS)
     section = "\n".join([
         heading,
         "",
         f"Command: `{' '.join(['python', 'benchmarks/attention_overhead.py', *sys.argv[1:]])}`",
         "",
         f"{len(PROMPTS)} prompts, {height}x{width} images, {args.steps} steps, guidance {args.guidance} "
-        f"(UNet batch {2 * len(PROMPTS) if args.guidance > 1 else len(PROMPTS)}), {len(rec.shapes)} "
-        f"cross-attention layers recorded (maps {layers}); median of {args.repeats} alternating runs "
-        "after a warm-up.",
+        f"(UNet batch {batch}), {len(rec.shapes)} cross-attention layers recorded (maps "
+        f"{', '.join(f'{h}x{w}' for h, w in rec.shapes.values())}); {args.repeats} alternating runs "
+        "of each after a warm-up.",
         "",
-        "| | median | ratio | fastest | ratio |",
-        "|---|---|---|---|---|",
-        f"| plain | {plain * 1000:.0f} ms | 1.00x | {min(plain_s) * 1000:.0f} ms | 1.00x |",
-        f"| inside `AttentionRecorder` (all layers, all steps) | {with_maps * 1000:.0f} ms | {ratio:.2f}x "
-        f"| {min(recorded_s) * 1000:.0f} ms | {best_ratio:.2f}x |",
+        "| | wall, median | wall, fastest | CPU time, median |",
+        "|---|---|---|---|",
+        row("plain generation", False),
+        row("inside `AttentionRecorder` (all layers, all steps)", True),
         "",
-        f"Target <= {TARGET}x (medians): {'met' if ratio <= TARGET else 'NOT met'}. Images bit-identical with and "
+        f"Target <= {TARGET}x, judged on {'the fastest wall time' if on_gpu else 'median CPU time'}: "
+        f"{judged:.2f}x, {'met' if judged <= TARGET else 'NOT met'}. Images bit-identical with and "
         f"without recording: {'yes' if identical else 'NO'}. Memory held by the recorder: "
         f"{rec.nbytes} bytes ({rec.nbytes / 2**20:.2f} MiB), the same for any number of steps.",
-        f"All runs (s): plain {[round(s, 3) for s in plain_s]}, recorded {[round(s, 3) for s in recorded_s]}.",
+        f"All wall times (s): plain {[round(s, 3) for s in walls[False]]}, "
+        f"recorded {[round(s, 3) for s in walls[True]]}.",
         "",
     ])
     print(section)
@@ -129,7 +142,10 @@ def write_section(heading: str, section: str) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     text = RESULTS.read_text() if RESULTS.exists() else "# Attention recording overhead\n\n"
     pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
     tmp = RESULTS.with_name("." + RESULTS.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, RESULTS)

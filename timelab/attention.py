@@ -182,8 +182,9 @@ class AttentionRecorder:
         try:
             return bool(self.pipe.do_classifier_free_guidance)
         except AttributeError as error:
-            raise ValueError("cannot tell whether the UNet batch holds an unconditional half: the pipeline "
-                             "has no usable do_classifier_free_guidance; pass cfg=True or cfg=False") from error
+            raise ValueError("cannot tell whether the UNet batch holds an unconditional half: the "
+                             "pipeline has no usable do_classifier_free_guidance; pass cfg=True or "
+                             "cfg=False") from error
 
     def _layer_hook(self, name: str):
         def hook(module: nn.Module, args: tuple, kwargs: dict, output) -> None:
@@ -239,8 +240,9 @@ class AttentionRecorder:
         wanted = _as_hw(resolution)
         names = [n for n in names if wanted is None or self.shapes.get(n) == wanted]
         if not names:
+            recorded = self.shapes or "nothing (did generation run inside the with block?)"
             raise ValueError(f"no recorded layer matches layers={layers!r}, resolution={resolution!r}; "
-                             f"recorded: {self.shapes or 'nothing (did generation run inside the with block?)'}")
+                             f"recorded: {recorded}")
         chosen = [self.layer_maps(n) for n in names]
         if size is None:
             size = max((m.shape[-2:] for m in chosen), key=lambda hw: hw[0] * hw[1])
