@@ -199,6 +199,38 @@ def test_time_edit_moves_the_object_token_toward_the_destination(sd1):
         torch.testing.assert_close(all_maps(source), source_all, rtol=0, atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def tinyworld():
+    from timelab import load_pipeline
+
+    return load_pipeline("tinyworld", device="cpu")
+
+
+def test_tinyworld_edit_moves_the_object_token_toward_the_destination(tinyworld):
+    """TinyWorld (trained): after "a circle" -> "a blue circle", the map of "circle" in the source
+    prompt moves toward the map of "circle" in the destination prompt; a no-op edit changes nothing."""
+    source, destination = "a circle", "a blue circle"
+    first = next(iter(cross_attention(tinyworld)))  # its queries do not depend on the prompt at step 1
+
+    def maps(prompt, **selection):
+        with AttentionRecorder(tinyworld, **selection) as rec:
+            tinyworld([prompt] * 4, num_inference_steps=2, output_type="pt",
+                      generator=torch.Generator().manual_seed(0))
+        return rec.maps()
+
+    first_step = {"layers": [first], "timesteps": (500, 1000)}
+    before, everywhere = maps(source, **first_step), maps(source)
+    aligned = maps(destination, **first_step)[:, align_tokens(tinyworld.tokenizer, source, destination)]
+    circle = next(s for s in token_labels(tinyworld.tokenizer, source) if s.label == "circle").positions
+    with time_edit(tinyworld, source, destination):
+        after = maps(source, **first_step)
+    gap_before = (before[:, circle] - aligned[:, circle]).norm()
+    gap_after = (after[:, circle] - aligned[:, circle]).norm()
+    assert gap_after < gap_before, (gap_before, gap_after)
+    with time_edit(tinyworld, source, source):
+        torch.testing.assert_close(maps(source), everywhere, rtol=0, atol=1e-6)
+
+
 def test_timestep_window_keeps_only_those_steps(sd1):
     _, reference = reference_maps(sd1, keep_steps=[0, 1])
     with AttentionRecorder(sd1, timesteps=(300, 1000)) as rec:
