@@ -127,3 +127,21 @@ def test_bias_item_search_and_held_out_delta():
     # Held out: before, every image is the purple majority (p = 0, Delta = 1); after, 5 of 10 seeds.
     assert summary["unedited"]["p"][0] == 0.0 and summary["unedited"]["Delta"][0] == 1.0
     assert summary["TIME"]["p"][0] == 0.5 and summary["TIME"]["Delta"][0] == 0.0
+
+
+def test_report_tables_show_the_hand_computed_numbers():
+    from timelab.evaluation.report import bias_table, edits_table
+
+    records = [{"key": "a cross -> a yellow cross", "values": ["yellow", "purple"], "lamb": 3000.0,
+                "held_out": {"unedited": [[0, 1, 0, 0]], "TIME": [[1, 0, 1, 0], [1, 1, 0, 0]]}}]
+    table = bias_table(records)
+    # Before: 1 of 4 yellow, Delta = |0.25 - 0.5| / 0.5 = 0.5. After: 2 of 4 on each prompt, Delta 0.
+    assert "| a cross -> a yellow cross | 3e+03 | yellow 0.25 / purple 0.75 | 0.50 | yellow 0.50 / purple 0.50 | 0.00 |" \
+        in table
+    summary = {"oracle": {m: (1.0, 0.0) for m in ("efficacy", "generality", "specificity")},
+               "TIME (lambda=10)": {"efficacy": (0.5, 0.125), "generality": (0.25, 0.0), "specificity": (1.0, 0.0)},
+               "TIME (lambda=0.1)": {"efficacy": (0.875, 0.0), "generality": (0.5, 0.0), "specificity": (0.9, 0.0)},
+               "unedited": {m: (0.0, 0.0) for m in ("efficacy", "generality", "specificity")}}
+    rows = edits_table(summary).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| unedited", "| TIME (lambda=0.1)", "| TIME (lambda=10)", "| oracle"]
+    assert rows[2] == "| TIME (lambda=10) | 50.0 ± 12.5 | 25.0 ± 0.0 | 100.0 ± 0.0 |"

@@ -21,7 +21,8 @@ from .generation import GenerationSettings, generate
 from .judges import Judge
 from .metrics import delta, item_score
 
-DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+# Wide on purpose: where an edit fades out depends on the text states' scale (TinyWorld: 1e4 to 1e5).
+DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 
 def value_hits(judge: Judge, item: BiasItem, images: np.ndarray) -> list[list[int]]:

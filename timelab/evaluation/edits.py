@@ -35,33 +35,39 @@ def judged_hits(judge: Judge, images: np.ndarray, pairs: Sequence[tuple[str, str
     return (np.asarray(choices).reshape(n_prompts, n_seeds) == want).astype(int).tolist()
 
 
-def _row(judge: Judge, item: EditItem, model: str, lamb: float | None, source: np.ndarray,
-         related: np.ndarray, unrelated: np.ndarray) -> dict:
+def _row(judge: Judge, item: EditItem, model: str, lamb: float | None, images: np.ndarray) -> dict:
+    """Judge the images of [source, *related, *unrelated] prompts (in that order) as one result row."""
+    n_related = len(item.related)
     return {
         "model": model,
         "lamb": lamb,
-        "efficacy": judged_hits(judge, source, [(item.source, item.destination)], want=1),
-        "generality": judged_hits(judge, related, list(item.related), want=1),
-        "specificity": judged_hits(judge, unrelated, list(item.unrelated), want=0),
+        "efficacy": judged_hits(judge, images[:1], [(item.source, item.destination)], want=1),
+        "generality": judged_hits(judge, images[1:1 + n_related], list(item.related), want=1),
+        "specificity": judged_hits(judge, images[1 + n_related:], list(item.unrelated), want=0),
     }
 
 
 def evaluate_edit_item(pipe, judge: Judge, item: EditItem, seeds: Sequence[int], lambdas: Sequence[float],
                        settings: GenerationSettings = GenerationSettings(), editor: Editor | None = None) -> dict:
-    """Rows ``unedited``, ``TIME`` (one per lambda) and ``oracle`` for one item, as a JSON-ready dict."""
+    """Rows ``unedited``, ``TIME`` (one per lambda) and ``oracle`` for one item, as a JSON-ready dict.
+
+    Images are judged as soon as they are drawn and then dropped (a TIMED item on SD at 24 seeds is
+    264 images of 512 x 512). The oracle's unrelated images are the unedited ones, so it reuses their hits.
+    """
     editor = editor or default_editor()
     prompts = [item.source] + [p for p, _ in item.related] + [p for p, _ in item.unrelated]
-    n_related = len(item.related)
-
-    def split(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return images[:1], images[1:1 + n_related], images[1 + n_related:]
-
-    plain = generate(pipe, prompts, seeds, settings)
-    rows = [_row(judge, item, "unedited", None, *split(plain))]
+    unedited = _row(judge, item, "unedited", None, generate(pipe, prompts, seeds, settings))
+    rows = [unedited]
     for lamb in lambdas:
         with editor(pipe, item.source, item.destination, lamb=lamb):
             edited = generate(pipe, prompts, seeds, settings)
-        rows.append(_row(judge, item, "TIME", float(lamb), *split(edited)))
+        rows.append(_row(judge, item, "TIME", float(lamb), edited))
     ideal = generate(pipe, [item.destination] + [form for _, form in item.related], seeds, settings)
-    rows.append(_row(judge, item, "oracle", None, ideal[:1], ideal[1:], split(plain)[2]))
+    rows.append({
+        "model": "oracle",
+        "lamb": None,
+        "efficacy": judged_hits(judge, ideal[:1], [(item.source, item.destination)], want=1),
+        "generality": judged_hits(judge, ideal[1:], list(item.related), want=1),
+        "specificity": unedited["specificity"],
+    })
     return {"source": item.source, "destination": item.destination, "seeds": [int(s) for s in seeds], "rows": rows}

@@ -107,6 +107,20 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
     return summary
 
 
+def model_fingerprint(model: str) -> str | None:
+    """A digest of the shipped TinyWorld weights, so that results of another TinyWorld are never mixed in."""
+    if model != "tinyworld":
+        return None
+    import hashlib
+
+    from timelab.tinyworld import MODEL_DIR
+
+    digest = hashlib.sha256()
+    for path in sorted(MODEL_DIR.rglob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def make_judge(name: str, clip_model: str = DEFAULT_CLIP, device: str | None = None) -> Judge:
     """``"oracle"`` (TinyWorld's exact judge) or ``"clip"`` (CLIP zero-shot, loaded by id or folder)."""
     if name == "oracle":
@@ -134,5 +148,8 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
     device = device or str(process_state().device)
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}
+    fingerprint = model_fingerprint(model)
+    if fingerprint:
+        tags["weights"] = fingerprint
     return evaluate(pipe, items, output, make_judge(judge, clip_model, device), seeds, lambdas, settings,
                     refine=refine, tags=tags)

@@ -47,15 +47,19 @@ def edits_table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
 
 
 def bias_table(records: Sequence[dict]) -> str:
-    """Markdown table: per item the chosen lambda, held-out share p and Delta before and after; then means."""
-    lines = ["| item | lambda | p before | Delta before | p after | Delta after |", "|---|---:|---:|---:|---:|---:|"]
+    """Markdown table: per item the chosen lambda and, on the held-out prompts before and after the edit,
+    the shares judged as each of the two values and Delta; then the mean Delta over items."""
+    lines = ["| item | lambda | shares before | Delta before | shares after | Delta after |",
+             "|---|---:|---:|---:|---:|---:|"]
     deltas = {"unedited": [], "TIME": []}
     for r in records:
-        p = {name: item_score(r["held_out"][name]) for name in deltas}
+        value, other = r["values"]
+        cells = []
         for name in deltas:
-            deltas[name].append(delta(p[name]))
-        lines.append(f"| {r['key']} ({r['values'][0]} share) | {r['lamb']:.3g} | {p['unedited']:.2f} | "
-                     f"{delta(p['unedited']):.2f} | {p['TIME']:.2f} | {delta(p['TIME']):.2f} |")
+            p = item_score(r["held_out"][name])
+            deltas[name].append(delta(p))
+            cells += [f"{value} {p:.2f} / {other} {1 - p:.2f}", f"{delta(p):.2f}"]
+        lines.append(f"| {r['key']} | {r['lamb']:.3g} | " + " | ".join(cells) + " |")
     mean = {name: sum(v) / len(v) for name, v in deltas.items()}
     lines.append(f"| mean over {len(records)} items | | | {mean['unedited']:.2f} | | {mean['TIME']:.2f} |")
     return "\n".join(lines)

@@ -104,7 +104,7 @@ def run_items(items: Sequence, evaluate: Callable[[object], dict], output: str |
     """Evaluate every item not yet recorded in ``output`` and return all records, sorted by index.
 
     ``items`` need a ``key`` attribute; ``evaluate(item)`` returns a JSON-ready dict.
-    Runs as one process, or sharded by rank under ``accelerate launch``.
+    Runs as one process, or sharded by rank under ``accelerate launch`` or ``torchrun``.
     """
     from accelerate.utils import broadcast_object_list, gather_object
 
@@ -121,9 +121,7 @@ def run_items(items: Sequence, evaluate: Callable[[object], dict], output: str |
         done = [[r["index"], r["key"]] for r in found]
     if world > 1:
         done = broadcast_object_list([done])[0]
-    finished = {(i, k) for i, k in done}
-    if any(k != keys[i] if i < len(keys) else True for i, k in finished):
-        raise ValueError(f"{output}: recorded items do not match the dataset's items; use another output file")
+    finished = {(i, k) for i, k in done}  # the header check guarantees they are this dataset's items
     pending = [i for i in range(len(items)) if (i, keys[i]) not in finished]
     mine = pending[rank::world]
 
