@@ -7,7 +7,7 @@ process's CPU time are reported; on a CPU the target is judged on CPU time, whic
 shared machine do not inflate, on a GPU on the fastest wall time.
 
     python benchmarks/attention_overhead.py [--model tinyworld|tiny-sd1|sd14-shaped] [--steps 20]
-        [--repeats 5] [--size H W] [--device cpu|cuda]
+        [--repeats 5] [--size H W] [--device cpu|cuda] [--threads 1]
 
 Results go to benchmarks/results/attention_overhead.md, one section per model and device (a rerun
 replaces its own section).
@@ -62,8 +62,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="image size (default: the model's own)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (default 1: with more, waiting threads spin and CPU time "
+                             "counts other processes' interference)")
     args = parser.parse_args()
     on_gpu = args.device.startswith("cuda")
+    torch.set_num_threads(args.threads)
 
     pipe = build(args.model, args.device)
     pipe.set_progress_bar_config(disable=True)

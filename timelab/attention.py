@@ -124,6 +124,8 @@ class AttentionRecorder:
         self.modules = select_layers(pipe.unet, layers)
         if not self.modules:
             raise ValueError("layers is empty; pass None to record every cross-attention layer")
+        for module in self.modules.values():
+            check_supported(module)
         self.resolution = _as_hw(resolution)
         if timesteps is not None and not timesteps[0] <= timesteps[1]:
             raise ValueError(f"timesteps must be (low, high) with low <= high, got {timesteps}")
@@ -268,6 +270,13 @@ class AttentionRecorder:
         return spans, torch.stack([maps[image, list(s.positions)].sum(dim=0) for s in spans])
 
 
+def check_supported(attn: nn.Module) -> None:
+    """Raise unless ``attn`` is a plain cross-attention module that :func:`attention_probabilities` covers."""
+    if attn.group_norm is not None or attn.spatial_norm is not None or attn.added_kv_proj_dim is not None:
+        raise NotImplementedError("recording supports plain cross-attention modules (Stable Diffusion's "
+                                  "attn2); this one has group/spatial norms or added key/value projections")
+
+
 def attention_probabilities(attn: nn.Module, hidden: torch.Tensor, context: torch.Tensor,
                             mask: torch.Tensor | None = None) -> torch.Tensor:
     """``softmax(scale * q k^T)`` of a diffusers ``Attention`` module, in float32: ``(b, heads, q, k)``.
@@ -275,22 +284,22 @@ def attention_probabilities(attn: nn.Module, hidden: torch.Tensor, context: torc
     ``q = to_q(hidden)`` and ``k = to_k(context)`` use the module's current weights (and its optional
     ``norm_cross``, ``norm_q``, ``norm_k`` and additive ``attention_mask``, as its processor does).
     """
-    if attn.group_norm is not None or attn.spatial_norm is not None or attn.added_kv_proj_dim is not None:
-        raise NotImplementedError("recording supports plain cross-attention modules (Stable Diffusion's "
-                                  "attn2); this one has group/spatial norms or added key/value projections")
     if attn.norm_cross:
         context = attn.norm_encoder_hidden_states(context)
-    batch, heads = hidden.shape[0], attn.heads
-    query = attn.to_q(hidden).view(batch, hidden.shape[1], heads, -1).transpose(1, 2)
-    key = attn.to_k(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
+    heads = attn.heads
+    query = attn.to_q(hidden).unflatten(-1, (heads, -1)).transpose(1, 2)  # (b, heads, q, d)
+    key = attn.to_k(context).unflatten(-1, (heads, -1)).transpose(1, 2)  # (b, heads, k, d)
     if attn.norm_q is not None:
         query = attn.norm_q(query)
     if attn.norm_k is not None:
         key = attn.norm_k(key)
-    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * attn.scale
+    if query.dtype != torch.float32:
+        query, key = query.float(), key.float()
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(attn.scale)
     if mask is not None:
+        batch = hidden.shape[0]
         mask = attn.prepare_attention_mask(mask, context.shape[1], batch)
-        scores = scores + mask.view(batch, heads, -1, mask.shape[-1]).float()
+        scores += mask.view(batch, heads, -1, mask.shape[-1])
     return scores.softmax(dim=-1)
 
 
