@@ -110,8 +110,8 @@ def main() -> None:
     # inflate it; on a GPU the work is asynchronous, so there the fastest wall time is judged.
     judged = min(walls[True]) / min(walls[False]) if on_gpu else \
         statistics.median(cpus[True]) / statistics.median(cpus[False])
-    device_name = torch.cuda.get_device_name() if on_gpu else \
-        f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+    device_name = torch.cuda.get_device_name() if on_gpu else f"cpu ({platform.machine()}, {threads})"
     heading = f"## {args.model}, {device_name}, torch {torch.__version__}"
     batch = 2 * len(PROMPTS) if args.guidance > 1 else len(PROMPTS)
     section = "\n".join([
