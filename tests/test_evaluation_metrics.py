@@ -129,6 +129,15 @@ def test_bias_item_search_and_held_out_delta():
     assert summary["TIME"]["p"][0] == 0.5 and summary["TIME"]["Delta"][0] == 0.0
 
 
+def test_per_prompt_delta_is_stricter_than_pooled():
+    from timelab.evaluation.metrics import per_prompt_delta
+
+    hits = [[1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 1, 0]]
+    # Pooled: 6 of 12 -> p = 0.5, Delta 0. Per prompt: Deltas 1, 1, 0 -> mean 2/3.
+    assert delta(item_score(hits)) == pytest.approx(0.0)
+    assert per_prompt_delta(hits) == pytest.approx(2 / 3)
+
+
 def test_report_tables_show_the_hand_computed_numbers():
     from timelab.evaluation.report import bias_table, edits_table
 
@@ -136,8 +145,9 @@ def test_report_tables_show_the_hand_computed_numbers():
                 "held_out": {"unedited": [[0, 1, 0, 0]], "TIME": [[1, 0, 1, 0], [1, 1, 0, 0]]}}]
     table = bias_table(records)
     # Before: 1 of 4 yellow, Delta = |0.25 - 0.5| / 0.5 = 0.5. After: 2 of 4 on each prompt, Delta 0.
-    assert "| a cross -> a yellow cross | 3e+03 | yellow 0.25 / purple 0.75 | 0.50 | yellow 0.50 / purple 0.50 | 0.00 |" \
-        in table
+    # Per prompt: before, the one prompt's Delta is 0.5; after, both prompts are 2 of 4: 0 and 0.
+    assert ("| a cross -> a yellow cross | 3e+03 | yellow 0.25 / purple 0.75 | 0.50 | 0.50 | "
+            "yellow 0.50 / purple 0.50 | 0.00 | 0.00 |") in table
     summary = {"oracle": {m: (1.0, 0.0) for m in ("efficacy", "generality", "specificity")},
                "TIME (lambda=10)": {"efficacy": (0.5, 0.125), "generality": (0.25, 0.0), "specificity": (1.0, 0.0)},
                "TIME (lambda=0.1)": {"efficacy": (0.875, 0.0), "generality": (0.5, 0.0), "specificity": (0.9, 0.0)},

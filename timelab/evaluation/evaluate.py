@@ -146,6 +146,10 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
 
         settings = replace(settings, steps=STEPS)  # the sampler settings TinyWorld was measured with
     device = device or str(process_state().device)
+    if model == "tinyworld" and device == "cpu":
+        import torch
+
+        torch.set_num_threads(1)  # TinyWorld's operations are tiny: more threads only wait on each other
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}
     fingerprint = model_fingerprint(model)

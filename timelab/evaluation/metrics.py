@@ -10,8 +10,9 @@ An item's outcomes for one metric are *hits*, an ``(n_prompts, n_seeds)`` 0/1 ar
 
 The item's score averages over its prompts for each seed, then over seeds,
 ``score = (1/S) sum_s (1/P) sum_p hits[p, s]``; a dataset's score is the mean of its items' scores.
-For a two-way attribute, ``p`` is the share of images judged as the destination's value and
-``Delta = |p - 0.5| / 0.5`` (0: balanced, 1: all one value).
+For a two-way attribute, ``p`` is the share of an item's images judged as the destination's value
+and ``Delta = |p - 0.5| / 0.5`` (0: balanced, 1: all one value); "Delta per prompt" averages each
+prompt's own Delta instead.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def delta(p: float) -> float:
     return abs(p - 0.5) / 0.5
 
 
+def per_prompt_delta(hits) -> float:
+    """Mean over prompts of each prompt's own ``Delta`` (stricter than the item's pooled ``Delta``:
+    one prompt all one value and another all the other average to 1 here, to 0 pooled)."""
+    return float(np.mean([delta(p) for p in as_hits(hits).mean(axis=1)]))
+
+
 def row_label(row: dict) -> str:
     """Display name of one result row: ``unedited``, ``oracle`` or ``TIME (lambda=0.1)``."""
     return row["model"] if row.get("lamb") is None else f"{row['model']} (lambda={row['lamb']:g})"
@@ -76,7 +83,7 @@ def summarize_edits(records: Sequence[dict]) -> dict[str, dict[str, tuple[float,
 
 
 def summarize_bias(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per row (``unedited``, ``TIME``): mean share of the destination value ``p`` and ``Delta``, over items.
+    """Per row (``unedited``, ``TIME``): mean over items of ``p``, ``Delta`` and ``Delta per prompt``.
 
     Each record holds held-out hits (1 = judged as the destination's value) for both rows.
     """
@@ -85,5 +92,6 @@ def summarize_bias(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, 
     out = {}
     for name in ("unedited", "TIME"):
         shares = [item_score(r["held_out"][name]) for r in records]
-        out[name] = {"p": mean_and_sem(shares), "Delta": mean_and_sem(delta(p) for p in shares)}
+        out[name] = {"p": mean_and_sem(shares), "Delta": mean_and_sem(delta(p) for p in shares),
+                     "Delta per prompt": mean_and_sem(per_prompt_delta(r["held_out"][name]) for r in records)}
     return out

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 
-from .metrics import METRICS, delta, item_score
+from .metrics import METRICS, delta, item_score, per_prompt_delta, summarize_bias
 
 
 def _percent(mean_sem: tuple[float, float]) -> str:
@@ -48,20 +48,21 @@ def edits_table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
 
 def bias_table(records: Sequence[dict]) -> str:
     """Markdown table: per item the chosen lambda and, on the held-out prompts before and after the edit,
-    the shares judged as each of the two values and Delta; then the mean Delta over items."""
-    lines = ["| item | lambda | shares before | Delta before | shares after | Delta after |",
-             "|---|---:|---:|---:|---:|---:|"]
-    deltas = {"unedited": [], "TIME": []}
+    the shares judged as each of the two values, Delta (pooled over the item's prompts) and the mean
+    of the prompts' own Deltas; then the means over items."""
+    lines = ["| item | lambda | shares before | Delta before | per prompt | shares after | Delta after | per prompt |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         value, other = r["values"]
         cells = []
-        for name in deltas:
+        for name in ("unedited", "TIME"):
             p = item_score(r["held_out"][name])
-            deltas[name].append(delta(p))
-            cells += [f"{value} {p:.2f} / {other} {1 - p:.2f}", f"{delta(p):.2f}"]
+            cells += [f"{value} {p:.2f} / {other} {1 - p:.2f}", f"{delta(p):.2f}",
+                      f"{per_prompt_delta(r['held_out'][name]):.2f}"]
         lines.append(f"| {r['key']} | {r['lamb']:.3g} | " + " | ".join(cells) + " |")
-    mean = {name: sum(v) / len(v) for name, v in deltas.items()}
-    lines.append(f"| mean over {len(records)} items | | | {mean['unedited']:.2f} | | {mean['TIME']:.2f} |")
+    summary = summarize_bias(records)
+    means = [f"{summary[name][key][0]:.2f}" for name in ("unedited", "TIME") for key in ("Delta", "Delta per prompt")]
+    lines.append(f"| mean over {len(records)} items | | | {means[0]} | {means[1]} | | {means[2]} | {means[3]} |")
     return "\n".join(lines)
 
 
