@@ -13,8 +13,10 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="timelab", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from . import demo
     from .editing import cli as editing_cli
 
+    demo.register(subparsers)
     editing_cli.register(subparsers)
     from .tinyworld import training as tinyworld_training
 
