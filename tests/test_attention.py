@@ -71,7 +71,8 @@ def reference_maps(pipe, guidance_scale=7.5, steps=STEPS, keep_steps=None, **kwa
         probs = torch.stack(calls)  # (steps, batch, heads, queries, tokens)
         half = probs.shape[1] // 2 if guidance_scale > 1 else 0
         result[name] = probs[:, half:].mean(dim=(0, 2)).transpose(1, 2)
-        result[name + ":uncond"] = probs[:, :half].mean(dim=(0, 2)).transpose(1, 2)
+        if half:
+            result[name + ":uncond"] = probs[:, :half].mean(dim=(0, 2)).transpose(1, 2)
     return images, result
 
 
@@ -270,6 +271,9 @@ def test_memory_does_not_grow_with_steps(sd1):
 def test_no_hook_remains_also_when_generation_raises(sd1):
     before = hook_count(sd1.unet)
     with AttentionRecorder(sd1) as rec:
+        assert hook_count(sd1.unet) == before + 1 + len(rec.modules)
+        with pytest.raises(RuntimeError, match="already recording"):
+            rec.__enter__()
         assert hook_count(sd1.unet) == before + 1 + len(rec.modules)
         generate(sd1)
     assert hook_count(sd1.unet) == before

@@ -144,6 +144,8 @@ class AttentionRecorder:
         self._step: dict | None = None  # what the UNet call in progress tells the layer hooks
 
     def __enter__(self) -> "AttentionRecorder":
+        if self._handles:
+            raise RuntimeError("this AttentionRecorder is already recording; nest two recorders instead")
         self.reset()
         try:
             self._handles.append(self.pipe.unet.register_forward_pre_hook(self._on_unet, with_kwargs=True))
@@ -214,7 +216,7 @@ class AttentionRecorder:
                 self._sums[name] += mean
                 self._counts[name] += 1
             else:
-                self._sums[name], self._counts[name], self.shapes[name] = mean.clone(), 1, shape
+                self._sums[name], self._counts[name], self.shapes[name] = mean, 1, shape
         return hook
 
     # ----------------------------------------------------------------------------------- reading
