@@ -62,3 +62,18 @@ def substitution_editor(applies: Callable[[int, float], bool]):
             pipe.rewrite = None
 
     return edit
+
+
+def value_editor(applies: Callable[[int, float], bool], majority: str):
+    """For bias items: with the edit, seeds where ``applies`` draw the destination, the rest ``majority``."""
+
+    @contextmanager
+    def edit(pipe: PromptPipe, source: str, destination: str, lamb: float):
+        before = pipe.rewrite
+        pipe.rewrite = lambda text, seed: destination if applies(seed, lamb) else majority
+        try:
+            yield
+        finally:
+            pipe.rewrite = before
+
+    return edit

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor
+from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
 from timelab.evaluation import (
     BiasItem, EditItem, delta, evaluate_bias_item, evaluate_edit_item, item_score, search_lambda,
@@ -106,23 +104,14 @@ def test_lambda_search_on_a_known_curve():
 
 def test_bias_item_search_and_held_out_delta():
     pipe = PromptPipe()
-    majority = lambda text, seed: "a purple cross"  # noqa: E731 - unedited, every image shows the majority
-
-    @contextmanager
-    def editor(p, source, destination, lamb):
-        # With the edit at lambda, seeds below 10 / (1 + lambda) show the minority value.
-        p.rewrite = lambda text, seed: destination if seed < round(10 / (1 + lamb)) else "a purple cross"
-        try:
-            yield
-        finally:
-            p.rewrite = majority
-
-    pipe.rewrite = majority
+    pipe.rewrite = lambda text, seed: "a purple cross"  # unedited, every image shows the majority
+    # With the edit at lambda, seeds below 10 / (1 + lambda) show the minority value.
+    editor = value_editor(lambda seed, lamb: seed < round(10 / (1 + lamb)), "a purple cross")
     record = evaluate_bias_item(pipe, ReadBackJudge(pipe), BIAS, seeds=list(range(10)),
                                 lambdas=[0.01, 0.1, 1.0, 10.0, 100.0], refine=0, editor=editor)
     # Validation shares by hand: round(10/1.01)=10 -> 1.0, round(9.09)=9 -> 0.9, 5 -> 0.5, 1 -> 0.1, 0 -> 0.0.
     assert record["search"] == [[0.01, 1.0], [0.1, 0.9], [1.0, 0.5], [10.0, 0.1], [100.0, 0.0]]
-    assert record["lamb"] == 1.0
+    assert record["lamb"] == 1.0 and record["held_out_prompts"] == list(BIAS.held_out)
     summary = summarize_bias([record])
     # Held out: before, every image is the purple majority (p = 0, Delta = 1); after, 5 of 10 seeds.
     assert summary["unedited"]["p"][0] == 0.0 and summary["unedited"]["Delta"][0] == 1.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLIP_BPE, TIMED_DIR
-from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor
+from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
 from timelab.evaluation import evaluate, read_results
 from timelab.evaluation.items import edit_items
@@ -99,6 +99,21 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match="different run.*items"):
         evaluate(pipe, ITEMS[:2], output, ReadBackJudge(pipe), seeds=3, lambdas=[0.1], editor=EDITOR,
                  tags={"model": "fake"})
+
+
+def test_a_bias_run_writes_its_table_and_figure(tmp_path):
+    from timelab.evaluation.items import bias_items
+
+    pipe = PromptPipe()
+    pipe.rewrite = lambda text, seed: "a purple cross"  # unedited: always the majority value
+    # The edit shows the destination on seeds below 4 / lambda (of 0..3): lambda 1 -> all, 2 -> half.
+    editor = value_editor(lambda seed, lamb: seed < 4 / lamb, "a purple cross")
+    output = tmp_path / "bias.jsonl"
+    summary = evaluate(pipe, bias_items(), output, ReadBackJudge(pipe), seeds=4, lambdas=[1.0, 2.0, 8.0],
+                       refine=0, editor=editor)
+    assert summary["unedited"]["Delta"][0] == 1.0 and summary["TIME"]["Delta"][0] == 0.0
+    assert "| a cross -> a yellow cross | 2 |" in output.with_suffix(".md").read_text()
+    assert (tmp_path / "figures" / "eval_bias.png").is_file()
 
 
 WORKER = Path(__file__).with_name("evaluation_shard_worker.py")

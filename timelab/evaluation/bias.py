@@ -66,4 +66,4 @@ def evaluate_bias_item(pipe, judge: Judge, item: BiasItem, seeds: Sequence[int],
         after = value_hits(judge, item, generate(pipe, list(item.held_out), seeds, settings))
     return {"source": item.source, "destination": item.destination, "values": list(item.values),
             "seeds": [int(s) for s in seeds], "search": [list(t) for t in tried], "lamb": lamb,
-            "held_out": {"unedited": before, "TIME": after}}
+            "held_out_prompts": list(item.held_out), "held_out": {"unedited": before, "TIME": after}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from .metrics import METRICS, delta, item_score, per_prompt_delta, summarize_bias
 
@@ -100,18 +101,33 @@ def edits_figure(summary: dict[str, dict[str, tuple[float, float]]], title: str 
 
 
 def bias_figure(records: Sequence[dict], title: str = ""):
-    """Validation share p against lambda for each item's search, with the balanced line p = 1/2."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    """Left: the validation share p against lambda for each item's search (star: chosen; dashed: 1/2).
+    Right: each held-out prompt's share before (hollow) and after (filled) the edit."""
+    fig, (search, held) = plt.subplots(1, 2, figsize=(10.0, 3.6), gridspec_kw={"width_ratios": [1, 1.2]})
+    row = 0
     for r in records:
         lambdas, shares = zip(*r["search"])
-        line, = ax.plot(lambdas, shares, marker="o", label=r["key"])
-        ax.plot([r["lamb"]], [dict(r["search"])[r["lamb"]]], marker="*", markersize=14, color=line.get_color())
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("lambda (star: chosen)")
-    ax.set_ylabel("share judged as the destination value")
-    ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
+        line, = search.plot(lambdas, shares, marker="o", label=r["key"])
+        colour = line.get_color()
+        search.plot([r["lamb"]], [dict(r["search"])[r["lamb"]]], marker="*", markersize=14, color=colour)
+        for k, prompt in enumerate(r["held_out_prompts"]):
+            before, after = (float(np.mean(r["held_out"][name][k])) for name in ("unedited", "TIME"))
+            held.plot([before, after], [row, row], color=colour, linewidth=1)
+            held.plot([before], [row], marker="o", fillstyle="none", color=colour)
+            held.plot([after], [row], marker="o", color=colour)
+            held.text(1.02, row, prompt, va="center", fontsize=7, transform=held.get_yaxis_transform())
+            row += 1
+    search.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    held.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    search.set_xscale("log")
+    search.set_ylim(-0.02, 1.02)
+    search.set_xlabel("lambda (star: chosen)")
+    search.set_ylabel("validation share of the destination value")
+    search.legend(fontsize=7)
+    held.set_xlim(-0.02, 1.02)
+    held.set_yticks([])
+    held.invert_yaxis()
+    held.set_xlabel("held-out share of the destination value (hollow: before, filled: after)")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
