@@ -15,6 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from timelab.tinyworld import OracleJudge
+from timelab.tinyworld.captions import stated_attributes
+
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 # CLIP's image normalisation (the OpenAI CLIP training statistics).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -111,15 +114,11 @@ class OracleJudgeAdapter:
     "a blue circle") a blue circle picks the second, any other circle the first.
     """
 
-    def __init__(self, oracle=None):
-        from timelab.tinyworld import OracleJudge
-
+    def __init__(self, oracle: OracleJudge | None = None):
         self.oracle = oracle or OracleJudge()
 
     @staticmethod
     def score(record: dict[str, str], prompt: str) -> int:
-        from timelab.tinyworld.captions import stated_attributes
-
         stated = stated_attributes(prompt)
         return sum(1 if record[a] == v else -1 for a, v in stated.items())
 
