@@ -35,6 +35,14 @@ def sdxl():
     return pipe
 
 
+@pytest.fixture(scope="module")
+def sd1_recording(sd1):
+    """One recorded guided generation of PROMPTS on the tiny SD 1.x pipeline: (images, recorder)."""
+    with AttentionRecorder(sd1) as rec:
+        images = generate(sd1)
+    return images, rec
+
+
 def cross_attention(pipe) -> dict:
     return cross_attention_layers(pipe.unet)
 
@@ -95,9 +103,8 @@ def test_recorded_probabilities_match_diffusers_scores(sd1, guidance_scale):
             assert (got - reference[name + ":uncond"]).abs().max() > 1e-3
 
 
-def test_shapes_follow_the_latent_and_rows_sum_to_one(sd1):
-    with AttentionRecorder(sd1) as rec:
-        generate(sd1)
+def test_shapes_follow_the_latent_and_rows_sum_to_one(sd1, sd1_recording):
+    _, rec = sd1_recording
     expected = {n: (HEIGHT, WIDTH) if not n.startswith("mid_block") else (HEIGHT // 2, WIDTH // 2)
                 for n in cross_attention(sd1)}
     assert rec.shapes == expected
@@ -123,12 +130,13 @@ def test_map_shape_inverts_downsampling():
         map_shape((64, 64), 1000)
 
 
-@pytest.mark.parametrize("flavour", ["sd1", "sdxl"])
-def test_images_are_bit_identical_with_and_without_recording(flavour, sd1, sdxl):
-    pipe = {"sd1": sd1, "sdxl": sdxl}[flavour]
-    plain = generate(pipe)
-    with AttentionRecorder(pipe) as rec:
-        recorded = generate(pipe)
+def test_images_are_bit_identical_with_and_without_recording(sd1, sd1_recording, sdxl):
+    recorded, rec = sd1_recording
+    assert rec.timesteps_seen, "nothing was recorded"
+    assert torch.equal(generate(sd1), recorded)
+    plain = generate(sdxl)
+    with AttentionRecorder(sdxl) as rec:
+        recorded = generate(sdxl)
     assert rec.timesteps_seen, "nothing was recorded"
     assert torch.equal(plain, recorded)
 
@@ -322,9 +330,8 @@ def test_padding_is_found_by_position_not_by_token():
     assert token_labels(pipe.tokenizer, "wow !")[-1] == TokenSpan("<end>", (3,))
 
 
-def test_token_maps_sum_the_pieces_of_a_word(sd1):
-    with AttentionRecorder(sd1) as rec:
-        generate(sd1)
+def test_token_maps_sum_the_pieces_of_a_word(sd1_recording):
+    _, rec = sd1_recording
     spans, maps = rec.token_maps(PROMPTS[1], image=1, merge_subwords=True)
     assert maps.shape == (len(spans), HEIGHT, WIDTH)
     word = next(s for s in spans if s.label == "hippopotamus")
@@ -336,9 +343,8 @@ def test_token_maps_sum_the_pieces_of_a_word(sd1):
 # ------------------------------------------------------------------------------- figures
 
 @pytest.fixture
-def token_pair(sd1):
-    with AttentionRecorder(sd1) as rec:
-        images = generate(sd1)
+def token_pair(sd1_recording):
+    images, rec = sd1_recording
     spans, maps = rec.token_maps(PROMPTS[0])
     edited = maps.clone()
     edited[-2] *= 3.0  # "roses" attended three times as much in the "edited" model
