@@ -8,7 +8,7 @@ import torch
 
 from timelab import align_tokens, time_edit, viz
 from timelab.attention import AttentionRecorder, TokenSpan, map_shape, token_labels
-from timelab.editing import cross_attention_layers
+from timelab.editing import cross_attention_layers, encode_prompts
 from timelab.testing import tiny_pipeline
 
 PROMPTS = ["a pack of roses", "a photo of a hippopotamus"]
@@ -216,28 +216,43 @@ def tinyworld():
 
 
 def test_tinyworld_edit_moves_the_object_token_toward_the_destination(tinyworld):
-    """TinyWorld (trained): after "a circle" -> "a blue circle", the map of "circle" in the source
-    prompt moves toward the map of "circle" in the destination prompt; a no-op edit changes nothing."""
+    """TinyWorld (trained), "a circle" -> "a blue circle", first denoising step: the object token's map
+    in the source prompt moves toward its aligned map in the destination prompt, and so, in every layer,
+    does its share of the attention output; a no-op edit changes nothing."""
     source, destination = "a circle", "a blue circle"
-    first = next(iter(cross_attention(tinyworld)))  # its queries do not depend on the prompt at step 1
+    layers = cross_attention(tinyworld)
+    first = next(iter(layers))  # its queries do not depend on the prompt at the first step
 
-    def maps(prompt, **selection):
+    def record(prompt, **selection):
         with AttentionRecorder(tinyworld, **selection) as rec:
             tinyworld([prompt] * 4, num_inference_steps=2, output_type="pt",
                       generator=torch.Generator().manual_seed(0))
-        return rec.maps()
+        return rec
 
-    first_step = {"layers": [first], "timesteps": (500, 1000)}
-    before, everywhere = maps(source, **first_step), maps(source)
-    aligned = maps(destination, **first_step)[:, align_tokens(tinyworld.tokenizer, source, destination)]
-    circle = next(s for s in token_labels(tinyworld.tokenizer, source) if s.label == "circle").positions
+    def output_share(rec, prompt, position):
+        """Per layer: mean over pixels of P[j, i] (heads averaged) times the token's value W_V c_i."""
+        state = encode_prompts(tinyworld, [prompt])[0, position]
+        with torch.no_grad():
+            return {name: rec.layer_maps(name)[:, position].mean() * layers[name].to_v(state)
+                    for name in rec.shapes}
+
+    first_step = {"timesteps": (500, 1000)}
+    circle = next(s for s in token_labels(tinyworld.tokenizer, source) if s.label == "circle").positions[0]
+    target = align_tokens(tinyworld.tokenizer, source, destination)[circle]
+    before, goal = record(source, **first_step), record(destination, **first_step)
+    everywhere = record(source).maps()
     with time_edit(tinyworld, source, destination):
-        after = maps(source, **first_step)
-    gap_before = (before[:, circle] - aligned[:, circle]).norm()
-    gap_after = (after[:, circle] - aligned[:, circle]).norm()
+        after = record(source, **first_step)
+        shares_after = output_share(after, source, circle)
+    gap_before = (before.layer_maps(first)[:, circle] - goal.layer_maps(first)[:, target]).norm()
+    gap_after = (after.layer_maps(first)[:, circle] - goal.layer_maps(first)[:, target]).norm()
     assert gap_after < gap_before, (gap_before, gap_after)
+    shares_before, shares_goal = output_share(before, source, circle), output_share(goal, destination, target)
+    for name in layers:
+        moved = (shares_after[name] - shares_goal[name]).norm()
+        assert moved < 0.5 * (shares_before[name] - shares_goal[name]).norm(), name
     with time_edit(tinyworld, source, source):
-        torch.testing.assert_close(maps(source), everywhere, rtol=0, atol=1e-6)
+        torch.testing.assert_close(record(source).maps(), everywhere, rtol=0, atol=1e-6)
 
 
 def test_timestep_window_keeps_only_those_steps(sd1):
