@@ -378,6 +378,14 @@ def test_before_after_shares_one_scale_per_token(token_pair, tmp_path, monkeypat
         assert axes[row][0].get_ylabel() == span.label
     monkeypatch.setenv(viz.FIGURES_ENV, str(tmp_path))
     assert viz.save_figure(fig, "before_after.png").is_file()
+    stretched = viz.attention_before_after((image, image), (before, after), spans, stretch=True)
+    axes = np.array(stretched.axes[:-1]).reshape(len(spans) + 1, 2)
+    for row in range(1, len(spans) + 1):
+        pair = np.stack([np.asarray(axes[row][c].images[0].get_array()) for c in range(2)])
+        low = min(before[row - 1].min().item(), after[row - 1].min().item())
+        high = max(before[row - 1].max().item(), after[row - 1].max().item())
+        np.testing.assert_allclose(pair[0], (before[row - 1].numpy() - low) / (high - low), rtol=1e-5)
+        assert pair.min() == pytest.approx(0.0, abs=1e-6) and pair.max() == pytest.approx(1.0)
 
 
 def test_heatmap_row_and_overlay(token_pair):

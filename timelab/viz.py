@@ -104,18 +104,27 @@ def _label_texts(labels, count: int) -> list[str]:
     return [str(t) for t in texts]
 
 
-def per_token_scale(*map_sets) -> np.ndarray:
-    """Each token's largest value over all given map sets: ``(tokens,)``.
+def per_token_limits(*map_sets, stretch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Each token's colour limits ``(low, high)``, both ``(tokens,)``, taken over ALL given map sets.
 
-    Dividing every set by this scale normalises each token to [0, 1] with ONE colour scale shared by
-    the sets, so a before/after pair is compared on equal terms token by token.
+    ``high`` is the token's largest value; ``low`` is 0, or with ``stretch`` the token's smallest value
+    (more contrast for flat maps, but the zero is lost). Shared by the sets, the limits normalise each
+    token to [0, 1] on ONE colour scale, so a before/after pair is compared on equal terms token by token.
     """
     arrays = [_maps_array(m) for m in map_sets]
     if len({a.shape for a in arrays}) != 1:
         raise ValueError(f"map sets differ in shape {[a.shape for a in arrays]}; record both with the "
                          "same image size and layers")
-    scale = np.max(np.stack(arrays), axis=(0, 2, 3))
-    return np.where(scale > 0, scale, 1.0)
+    stacked = np.stack(arrays)
+    high = stacked.max(axis=(0, 2, 3))
+    low = stacked.min(axis=(0, 2, 3)) if stretch else np.zeros_like(high)
+    return low, high
+
+
+def _normalised(array: np.ndarray, limits: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    low, high = (np.asarray(x, dtype=np.float32)[:, None, None] for x in limits)
+    span = np.where(high > low, high - low, 1.0)
+    return (array - low) / span
 
 
 def _bare(ax) -> None:
@@ -126,7 +135,7 @@ def _bare(ax) -> None:
 
 
 def _draw_map(ax, token_map: np.ndarray, image: np.ndarray | None, alpha: float, cmap: str):
-    """A token map scaled to [0, 1], alone or stretched over ``image`` (bilinear)."""
+    """A token map already scaled to [0, 1], alone or stretched over ``image`` (bilinear)."""
     if image is None:
         return ax.imshow(token_map, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     height, width = image.shape[:2]
@@ -135,17 +144,22 @@ def _draw_map(ax, token_map: np.ndarray, image: np.ndarray | None, alpha: float,
                      extent=(-0.5, width - 0.5, height - 0.5, -0.5))  # imshow's own image extent
 
 
-def attention_heatmap_row(maps, labels, scale: np.ndarray | None = None, image=None, alpha: float = 0.6,
-                          title: str | None = None, cmap: str = "magma",
-                          cell_size: float = 1.3) -> matplotlib.figure.Figure:
-    """One row of per-token attention maps ``(tokens, h, w)``, each divided by its token's ``scale``.
+def _colour_bar(fig, shown, axes, stretch: bool, **kwargs) -> None:
+    label = "token's min to max" if stretch else "attention / token's max"
+    fig.colorbar(shown, ax=list(axes), label=label, **kwargs)
 
-    ``scale`` defaults to each token's own maximum (:func:`per_token_scale`). With ``image`` the row
-    starts with the image and every map is drawn over it.
+
+def attention_heatmap_row(maps, labels, limits: tuple[np.ndarray, np.ndarray] | None = None,
+                          stretch: bool = False, image=None, alpha: float = 0.6, title: str | None = None,
+                          cmap: str = "magma", cell_size: float = 1.3) -> matplotlib.figure.Figure:
+    """One row of per-token attention maps ``(tokens, h, w)``, each normalised to [0, 1].
+
+    ``limits`` (from :func:`per_token_limits`) default to each token's own 0..max (min..max with
+    ``stretch``). With ``image`` the row starts with the image and every map is drawn over it.
     """
     array = _maps_array(maps)
     texts = _label_texts(labels, len(array))
-    scale = per_token_scale(array) if scale is None else np.asarray(scale, dtype=np.float32)
+    shown_maps = _normalised(array, per_token_limits(array, stretch=stretch) if limits is None else limits)
     picture = None if image is None else to_numpy_image(image)
     offset = 0 if picture is None else 1
     n_cols = len(array) + offset
@@ -154,37 +168,41 @@ def attention_heatmap_row(maps, labels, scale: np.ndarray | None = None, image=N
     if picture is not None:
         axes[0].imshow(picture, interpolation="nearest")
         axes[0].set_title("image", fontsize=8)
-    for ax, token_map, text, s in zip(axes[offset:], array, texts, scale):
-        shown = _draw_map(ax, token_map / s, picture, alpha, cmap)
+    for ax, token_map, text in zip(axes[offset:], shown_maps, texts):
+        shown = _draw_map(ax, token_map, picture, alpha, cmap)
         ax.set_title(text, fontsize=8)
     for ax in axes:
         _bare(ax)
-    fig.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01, label="attention / token max")
+    _colour_bar(fig, shown, axes, stretch, fraction=0.02, pad=0.01)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
 
 
-def attention_overlay(image, maps, labels, scale: np.ndarray | None = None, alpha: float = 0.6,
-                      title: str | None = None, cmap: str = "magma") -> matplotlib.figure.Figure:
+def attention_overlay(image, maps, labels, limits: tuple[np.ndarray, np.ndarray] | None = None,
+                      stretch: bool = False, alpha: float = 0.6, title: str | None = None,
+                      cmap: str = "magma") -> matplotlib.figure.Figure:
     """The generated image, then each token's map drawn over it (see :func:`attention_heatmap_row`)."""
-    return attention_heatmap_row(maps, labels, scale=scale, image=image, alpha=alpha, title=title, cmap=cmap)
+    return attention_heatmap_row(maps, labels, limits=limits, stretch=stretch, image=image, alpha=alpha,
+                                 title=title, cmap=cmap)
 
 
 def attention_before_after(images: Sequence, maps: Sequence, labels, overlay: bool = False,
+                           stretch: bool = False,
                            column_titles: Sequence[str] = ("source model", "edited model"),
                            alpha: float = 0.6, title: str | None = None, cmap: str = "magma",
                            cell_size: float = 1.3) -> matplotlib.figure.Figure:
     """Before/after figure for an edit: the two images, then each token's two maps side by side.
 
-    ``images`` and ``maps`` are (source, edited) pairs; each token's maps are divided by that token's
-    largest value over BOTH models (:func:`per_token_scale`), so one colour scale serves the pair.
+    ``images`` and ``maps`` are (source, edited) pairs; each token is normalised with limits taken over
+    BOTH models (:func:`per_token_limits`), so one colour scale serves the pair.
     """
     if len(images) != 2 or len(maps) != 2:
         raise ValueError("attention_before_after takes (source, edited) pairs of images and of maps")
     arrays = [_maps_array(m) for m in maps]
     texts = _label_texts(labels, len(arrays[0]))
-    scale = per_token_scale(*arrays)
+    limits = per_token_limits(*arrays, stretch=stretch)
+    shown_maps = [_normalised(a, limits) for a in arrays]
     pictures = [to_numpy_image(im) for im in images]
     n_rows = len(texts) + 1
     fig, axes = plt.subplots(n_rows, 2, figsize=(2 * cell_size + 1.8, cell_size * n_rows + 0.4),
@@ -193,14 +211,14 @@ def attention_before_after(images: Sequence, maps: Sequence, labels, overlay: bo
         axes[0][col].imshow(pictures[col], interpolation="nearest")
         axes[0][col].set_title(column_titles[col], fontsize=8)
         for row, text in enumerate(texts, start=1):
-            shown = _draw_map(axes[row][col], arrays[col][row - 1] / scale[row - 1],
-                              pictures[col] if overlay else None, alpha, cmap)
+            shown = _draw_map(axes[row][col], shown_maps[col][row - 1], pictures[col] if overlay else None,
+                              alpha, cmap)
             if col == 0:
                 axes[row][col].set_ylabel(text, rotation=0, ha="right", va="center", fontsize=8)
     axes[0][0].set_ylabel("image", rotation=0, ha="right", va="center", fontsize=8)
     for ax in axes.flat:
         _bare(ax)
-    fig.colorbar(shown, ax=list(axes[1:].flat), fraction=0.04, pad=0.02, label="attention / token max")
+    _colour_bar(fig, shown, axes[1:].flat, stretch, fraction=0.04, pad=0.02)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
