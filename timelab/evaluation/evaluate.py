@@ -88,21 +88,21 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
     else:
         step = partial(evaluate_edit_item, pipe, judge, seeds=seeds, lambdas=lambdas, settings=settings,
                        editor=editor)
-    records = run_items(items, lambda item: step(item=item), output, config,
-                        description="bias items" if bias else "items")
+    records = run_items(items, step, output, config, description="bias items" if bias else "items")
     summary = summarize_bias(records) if bias else summarize_edits(records)
     if process_state().is_main_process:
         from timelab.viz import save_figure
 
         title = f"{Path(output).name}: {len(records)} items x {len(seeds)} seeds"
+        fig = bias_figure(records, title) if bias else edits_figure(summary, title)
+        figure_path = save_figure(fig, figure or f"eval_{Path(output).stem}.png")
+        plt.close(fig)
         table = bias_table(records) if bias else edits_table(summary)
-        text = f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}Settings: `{config}`\n"
+        text = (f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}"
+                f"Figure: `{figure_path.name}` (figures folder). Settings: `{config}`\n")
         tmp = summary_path(output).with_name("." + summary_path(output).name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, summary_path(output))
-        fig = bias_figure(records, title) if bias else edits_figure(summary, title)
-        save_figure(fig, figure or f"eval_{Path(output).stem}.png")
-        plt.close(fig)
         print(table)
     return summary
 
