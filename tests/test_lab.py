@@ -151,3 +151,32 @@ def test_no_overlapping_runs(lab, sd1_pipe, monkeypatch):
         worker.join(60)
     assert results["first"].ok and len(lab.history) == 1
     assert lab.undo().ok, "the lock is released after a run"
+
+
+def test_widget_buttons_call_the_session_and_show_its_answers(lab, sd1_pipe):
+    import ipywidgets
+
+    from timelab.widgets import lab_widget
+
+    def parts(widget):
+        yield widget
+        for child in getattr(widget, "children", ()):
+            yield from parts(child)
+
+    box = lab_widget(lab, ROSES.source, ROSES.destination, background=False)
+    found = list(parts(box))
+    button = {w.description: w for w in found if isinstance(w, ipywidgets.Button)}
+    message, state = [w for w in found if isinstance(w, ipywidgets.HTML)]
+    source = next(w for w in found if isinstance(w, ipywidgets.Text) and w.description == "source")
+    images = next(w for w in found if isinstance(w, ipywidgets.Image))
+    expected = weights_of_edit(sd1_pipe, source=ROSES.source, destination=ROSES.destination)
+    button["apply"].click()
+    assert "Applied" in message.value and "blue roses" in state.value
+    assert same_weights(projection_weights(sd1_pipe), expected)
+    assert bytes(images.value).startswith(b"\x89PNG"), "the before/after images should be shown"
+    source.value = "  "
+    button["apply"].click()
+    assert "source prompt is empty" in message.value and len(lab.history) == 1
+    button["undo"].click()
+    assert "original model" in state.value and lab.history == []
+    assert all(not b.disabled for b in button.values()), "buttons are enabled again after a run"
