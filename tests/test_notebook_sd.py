@@ -1,0 +1,30 @@
+"""Notebook 06 on Stable Diffusion 1.4's exact architecture (random weights, real tokenizer), offline.
+
+CI runs every notebook on TinyWorld through nbval; this test runs 06 on ``sd14-random`` so that the
+Stable Diffusion code path (16 cross-attention layers, 768-d CLIP states, 2.2% of the parameters, the
+SD prompts and TIMED items) executes too, with tiny images and two sampling steps.
+"""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import CLIP_BPE, TIMED_DIR
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_stable_diffusion.ipynb"
+
+
+@pytest.mark.skipif(not (CLIP_BPE.is_file() and TIMED_DIR.is_dir()),
+                    reason="needs ../shared/data/clip-bpe and ../shared/data/timed")
+def test_notebook_06_runs_on_sd14_architecture(monkeypatch, tmp_path):
+    monkeypatch.setenv("TIMELAB_MODEL", "sd14-random")
+    monkeypatch.setenv("TIMELAB_FIGURES_DIR", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "16 cross-attention layers, 32 matrices" in text
+    assert "'a pack of roses' -> 'a pack of blue roses'" in text
+    assert (tmp_path / "06_before_after_sd14-random.png").is_file()
