@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,13 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match="different run.*items"):
         evaluate(pipe, ITEMS[:2], output, ReadBackJudge(pipe), seeds=3, lambdas=[0.1], editor=EDITOR,
                  tags={"model": "fake"})
+    # Same keys, one related prompt changed: still other items.
+    changed = [replace(ITEMS[0], related=(("a round thing", "a round blue thing"), *ITEMS[0].related[1:])),
+               *ITEMS[1:]]
+    assert [i.key for i in changed] == [i.key for i in ITEMS]
+    with pytest.raises(ValueError, match="different run.*items"):
+        evaluate(pipe, changed, output, ReadBackJudge(pipe), seeds=3, lambdas=[0.1], editor=EDITOR,
+                 tags={"model": "fake"})
 
 
 def test_a_bias_run_writes_its_table_and_figure(tmp_path):
@@ -142,5 +150,6 @@ def test_two_processes_split_the_items_and_merge_one_result(tmp_path):
     # Each process judged its own items: rank 0 items 0 and 2, rank 1 item 1.
     items = load_timed("validation", TIMED_DIR, download=False)[:3]
     for rank, expected in ((0, [0, 2]), (1, [1])):
-        judged = {tuple(line.split("\t")) for line in (tmp_path / "sharded" / f"rank{rank}.txt").read_text().splitlines()}
+        log = (tmp_path / "sharded" / f"rank{rank}.txt").read_text().splitlines()
+        judged = {tuple(line.split("\t")) for line in log}
         assert [i for i, item in enumerate(items) if (item.source, item.destination) in judged] == expected

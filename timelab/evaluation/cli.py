@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default="tinyworld", help="'tinyworld' or a diffusers model id or folder")
     parser.add_argument("--dataset", default="tinyworld", help=f"one of {', '.join(DATASETS)}, or a TIMED-layout .csv")
     parser.add_argument("--output", required=True, help="results file (JSON lines); a summary .md is written beside it")
-    parser.add_argument("--seeds", type=int, default=24, help="number of seeds per prompt (0..N-1; default 24, as the paper)")
+    parser.add_argument("--seeds", type=int, default=24,
+                        help="number of seeds per prompt (0..N-1; default 24, as the paper)")
     parser.add_argument("--lamb", type=float, nargs="+", default=None,
                         help="lambda(s): one TIME row each (default 0.1); for bias sets, the search grid")
     parser.add_argument("--values", nargs=2, default=["female", "male"], metavar=("VALUE", "OTHER"),

@@ -47,8 +47,8 @@ def edit_items() -> list[EditItem]:
             if not others:
                 continue
             related = tuple((prompt(kind, None, s, b), prompt(kind, colour, s, b)) for s, b in CONTEXTS)
-            unrelated = tuple((prompt(others[i % len(others)], None, s, b), prompt(others[i % len(others)], colour, s, b))
-                              for i, (s, b) in enumerate(UNRELATED_CONTEXTS))
+            cycled = [(others[i % len(others)], s, b) for i, (s, b) in enumerate(UNRELATED_CONTEXTS)]
+            unrelated = tuple((prompt(k, None, s, b), prompt(k, colour, s, b)) for k, s, b in cycled)
             items.append(EditItem(prompt(kind), prompt(kind, colour), related, unrelated))
     return items
 

@@ -32,9 +32,9 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def items_digest(keys: Sequence[str]) -> str:
-    """A short fingerprint of the item list, so that results of another dataset are never mixed in."""
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+def items_digest(items: Sequence) -> str:
+    """A short fingerprint of the items' full contents, so that results of other items are never mixed in."""
+    return hashlib.sha256("\n".join(repr(item) for item in items).encode()).hexdigest()[:16]
 
 
 def _read_lines(path: Path) -> list[dict]:
@@ -111,7 +111,7 @@ def run_items(items: Sequence, evaluate: Callable[[object], dict], output: str |
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     keys = [item.key for item in items]
-    config = {**config, "n_items": len(keys), "items": items_digest(keys)}
+    config = {**config, "n_items": len(keys), "items": items_digest(items)}
     state = process_state()
     rank, world = state.process_index, state.num_processes
 
