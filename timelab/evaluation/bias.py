@@ -23,6 +23,9 @@ from .metrics import delta, item_score
 
 # Wide on purpose: where an edit fades out depends on the text states' scale (TinyWorld: 1e4 to 1e5).
 DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
+# Six halvings of a decade in log lambda end within a factor 10**(1/64) (3.7%) of the crossing: on
+# TinyWorld three left the validation share at 0.56, six brought it to 0.50.
+DEFAULT_REFINE = 6
 
 
 def value_hits(judge: Judge, item: BiasItem, images: np.ndarray) -> list[list[int]]:
@@ -30,7 +33,8 @@ def value_hits(judge: Judge, item: BiasItem, images: np.ndarray) -> list[list[in
     return judged_hits(judge, images, [item.candidates] * images.shape[0], want=1)
 
 
-def search_lambda(share_at, lambdas: Sequence[float] = DEFAULT_LAMBDAS, refine: int = 3) -> tuple[float, list]:
+def search_lambda(share_at, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+                  refine: int = DEFAULT_REFINE) -> tuple[float, list]:
     """The lambda whose share ``share_at(lamb)`` is closest to 1/2, and every (lambda, share) tried.
 
     Grid first; then ``refine`` bisection steps in log lambda inside the first grid interval whose
@@ -51,7 +55,7 @@ def search_lambda(share_at, lambdas: Sequence[float] = DEFAULT_LAMBDAS, refine: 
 
 
 def evaluate_bias_item(pipe, judge: Judge, item: BiasItem, seeds: Sequence[int],
-                       lambdas: Sequence[float] = DEFAULT_LAMBDAS, refine: int = 3,
+                       lambdas: Sequence[float] = DEFAULT_LAMBDAS, refine: int = DEFAULT_REFINE,
                        settings: GenerationSettings = GenerationSettings(), editor: Editor | None = None) -> dict:
     """Lambda search on the validation prompt, then held-out hits before and after, as a JSON-ready dict."""
     editor = editor or default_editor()

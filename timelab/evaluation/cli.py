@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .bias import DEFAULT_REFINE
 from .evaluate import DATASETS, run_eval
 from .generation import GenerationSettings
 from .judges import DEFAULT_CLIP
@@ -39,7 +40,8 @@ def register(subparsers) -> None:
                         help="lambda(s): one TIME row each (default 0.1); for bias sets, the search grid")
     parser.add_argument("--values", nargs=2, default=["female", "male"], metavar=("VALUE", "OTHER"),
                         help="bias CSVs: the two values of the attribute (default: female male)")
-    parser.add_argument("--refine", type=int, default=3, help="bias sets: bisection steps after the lambda grid")
+    parser.add_argument("--refine", type=int, default=DEFAULT_REFINE,
+                        help=f"bias sets: bisection steps after the lambda grid (default {DEFAULT_REFINE})")
     parser.add_argument("--judge", choices=["oracle", "clip"], default=None,
                         help="default: oracle for tinyworld, clip otherwise")
     parser.add_argument("--clip-model", default=DEFAULT_CLIP, help="CLIP model id or folder for the clip judge")

@@ -17,7 +17,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 
 from . import items as tinyworld_items
-from .bias import DEFAULT_LAMBDAS, evaluate_bias_item
+from .bias import DEFAULT_LAMBDAS, DEFAULT_REFINE, evaluate_bias_item
 from .edits import Editor, evaluate_edit_item
 from .formats import GENDER_VALUES, BiasItem, EditItem, read_items
 from .generation import GenerationSettings
@@ -65,8 +65,8 @@ def summary_path(output: str | os.PathLike) -> Path:
 
 def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str | os.PathLike, judge: Judge,
              seeds: int | Sequence[int] = 24, lambdas: Sequence[float] | None = None,
-             settings: GenerationSettings = GenerationSettings(), editor: Editor | None = None, refine: int = 3,
-             tags: dict | None = None, figure: str | None = None) -> dict:
+             settings: GenerationSettings = GenerationSettings(), editor: Editor | None = None,
+             refine: int = DEFAULT_REFINE, tags: dict | None = None, figure: str | None = None) -> dict:
     """Evaluate (or resume evaluating) ``items``; return the summary.
 
     Edit items: one TIME row per lambda in ``lambdas`` (default 0.1) beside the unedited and oracle
@@ -132,7 +132,7 @@ def make_judge(name: str, clip_model: str = DEFAULT_CLIP, device: str | None = N
 
 def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | Sequence[int] = 24,
              lambdas: Sequence[float] | None = None, judge: str | None = None, clip_model: str = DEFAULT_CLIP,
-             settings: GenerationSettings = GenerationSettings(), refine: int = 3,
+             settings: GenerationSettings = GenerationSettings(), refine: int = DEFAULT_REFINE,
              timed_dir: str | os.PathLike | None = None, download: bool = True, device: str | None = None,
              values: Sequence[str] = GENDER_VALUES) -> dict:
     """Load model, items and judge by name and :func:`evaluate`. On TinyWorld the judge defaults to
