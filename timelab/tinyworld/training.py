@@ -9,6 +9,9 @@ Two stages, both on data drawn fresh from the world (``captions.sample_example``
    additive code (``caption_code``), so that, as in CLIP, the end and padding states carry the caption:
 
        L = E || eps - eps_theta(z_t, t, c) ||^2  +  w * mean_{i >= end} || c_i - code(caption) ||^2 / d
+
+The saved text encoder and UNet are exponential moving averages of the trained weights
+(theta_ema <- d theta_ema + (1 - d) theta, with d = min(ema_decay, (1 + step) / (10 + step))).
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from .tokenizer import build_tokenizer, write_tokenizer_files
 @dataclass
 class TrainConfig:
     seed: int = 0
-    steps: int = 3000
+    steps: int = 2500
     batch_size: int = 64
     learning_rate: float = 1e-3
     vae_steps: int = 600
     code_weight: float = 1.0
+    ema_decay: float = 0.999
     device: str = "auto"
     threads: int = 0  # 0: leave torch's default
 
@@ -117,6 +121,7 @@ def train(config: TrainConfig, out: str | os.PathLike) -> dict:
         return token_cache[text]
 
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
+    averages = [p.detach().clone() for p in parameters]
     optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=1e-4)
     alphas = scheduler.alphas_cumprod.to(device)
     unet.train()
@@ -143,11 +148,18 @@ def train(config: TrainConfig, out: str | os.PathLike) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
+        with torch.no_grad():
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            for average, p in zip(averages, parameters):
+                average.lerp_(p, 1 - decay)
         history.append((diffusion_loss.item(), code_loss.item()))
         if step % 50 == 0 or step == config.steps - 1:
             recent = np.mean(history[-50:], axis=0)
             progress.set_postfix(diffusion=f"{recent[0]:.4f}", code=f"{recent[1]:.4f}")
 
+    with torch.no_grad():
+        for average, p in zip(averages, parameters):
+            p.copy_(average)
     pipe = components.pipeline(tokenizer, text_encoder.eval(), unet.eval(), vae)
     pipe.to("cpu")
     summary = {
@@ -186,6 +198,8 @@ def save_pipeline(pipe, out: str | os.PathLike, summary: dict) -> Path:
 def _run(args: argparse.Namespace) -> int:
     config = TrainConfig(seed=args.seed, steps=args.steps, device=args.device, threads=args.threads,
                          batch_size=args.batch_size)
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
     summary = train(config, args.out)
     print(json.dumps(summary, indent=2))
     return 0
