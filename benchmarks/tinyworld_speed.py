@@ -11,35 +11,22 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from timelab import load_pipeline
+from timelab.tinyworld.measure import time_eight_images
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tinyworld_speed.md"
-PROMPTS = ["a circle", "a blue circle", "a big square", "a photo of a triangle",
-           "a small purple cross", "a circle on a black background", "a yellow square", "a green triangle"]
-
-
-def time_generation(pipe, threads: int, repeats: int = 5) -> list[float]:
-    torch.set_num_threads(threads)
-    generators = lambda: [torch.Generator().manual_seed(s) for s in range(len(PROMPTS))]  # noqa: E731
-    pipe(PROMPTS, num_inference_steps=25, guidance_scale=7.5, generator=generators(), output_type="np")
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        pipe(PROMPTS, num_inference_steps=25, guidance_scale=7.5, generator=generators(), output_type="np")
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def main() -> None:
     pipe = load_pipeline("tinyworld", device="cpu")
     rows = []
     for threads in (1, 2):
-        times = time_generation(pipe, threads)
+        torch.set_num_threads(threads)
+        times = time_eight_images(pipe)
         rows.append(f"| {threads} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     text = "\n".join([

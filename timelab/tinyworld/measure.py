@@ -57,6 +57,25 @@ def generate(pipe, prompts: list[str], seeds: list[int], steps: int = STEPS, gui
     return np.concatenate(images).reshape(len(prompts), len(seeds), *images[0].shape[1:])
 
 
+SPEED_PROMPTS = ("a circle", "a blue circle", "a big square", "a photo of a triangle", "a small purple cross",
+                 "a circle on a black background", "a yellow square", "a green triangle")
+
+
+def time_eight_images(pipe, repeats: int = 5) -> list[float]:
+    """Seconds to draw 8 images at 25 steps with guidance 7.5, per repeat (after one warm-up call)."""
+    def draw():
+        pipe(list(SPEED_PROMPTS), num_inference_steps=25, guidance_scale=7.5, output_type="np",
+             generator=[torch.Generator().manual_seed(s) for s in range(len(SPEED_PROMPTS))])
+
+    draw()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        draw()
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def with_colour(prompt: str, colour: str) -> str:
     """The prompt with ``colour`` named before its object word ("a big circle" -> "a big blue circle")."""
     kind = stated_attributes(prompt).get("kind")
@@ -81,6 +100,8 @@ class Figures:
     judge_agreement: float = 0.0   # fully named prompts: share of images whose every attribute matches
     judge_agreement_by_attribute: dict[str, float] = field(default_factory=dict)
     edit: dict = field(default_factory=dict)
+    speed_s: float = 0.0   # median seconds for 8 images, 25 steps, guidance 7.5 (``time_eight_images``)
+    torch_threads: int = 0
     seconds: float = 0.0
 
 
@@ -141,6 +162,8 @@ def measure(pipe, n_seeds: int = 64, steps: int = STEPS, guidance: float = GUIDA
     figures.judge_agreement_by_attribute = {
         a: float(np.mean([r[a] == want[a] for want, records in read for r in records])) for a in spec.ATTRIBUTES}
     figures.edit = measure_edit(pipe, judge, seeds, lamb, steps, guidance, progress=progress)
+    figures.speed_s = float(np.median(time_eight_images(pipe)))
+    figures.torch_threads = torch.get_num_threads()
     figures.seconds = round(time.time() - started, 1)
     return figures
 
@@ -210,6 +233,9 @@ def model_card(figures: Figures, training: dict, command: str) -> str:
     for name, row in edit["rows"].items():
         lines.append(f"| {name} | {pct(row['efficacy'])} | {pct(row['generality'])} | "
                      f"{pct(row['specificity']) if 'specificity' in row else '-'} |")
+    lines += ["", f"**Speed**: 8 images, 25 steps, guidance 7.5 in {figures.speed_s:.2f} s (median of 5, CPU, "
+              f"{figures.torch_threads} torch thread(s), on a CPU shared with other work; side by side for 1 and 2 "
+              "threads: `python benchmarks/tinyworld_speed.py`)."]
     lines += ["", "Per prompt (share in the destination colour):", "", "| prompt | unedited | TIME | oracle |",
               "|---|---|---|---|"]
     for p in [edit["source"], *edit["related"], *edit["unrelated"]]:
