@@ -42,10 +42,10 @@ def pick_model() -> str:
 def load_model(name: str):
     """The pipeline called ``name``: ``"tiny-random"``, ``"sd14-random"``, ``"tinyworld"`` or any diffusers id/folder.
 
-    The two tiny models run on one CPU thread: their operations are so small that more threads only
-    wait on one another (on a busy 2-core machine one thread draws an image ~50x faster than two).
+    The two tiny models run on one CPU thread (``load_pipeline`` does so for TinyWorld): their
+    operations are so small that more threads only wait on one another.
     """
-    if name in (TINY_RANDOM, TINYWORLD) and not torch.cuda.is_available():
+    if name == TINY_RANDOM and not torch.cuda.is_available():
         torch.set_num_threads(1)
     if name in (TINY_RANDOM, SD14_RANDOM):
         from .testing import sd14_shaped_pipeline, tiny_pipeline

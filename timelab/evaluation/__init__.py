@@ -5,7 +5,7 @@ from .bias import DEFAULT_LAMBDAS, evaluate_bias_item, search_lambda
 from .edits import evaluate_edit_item
 from .evaluate import DATASETS, evaluate, load_dataset, make_judge, run_eval
 from .formats import BiasItem, EditItem, read_items, write_items
-from .generation import GenerationSettings, generate
+from ..generation import GenerationSettings, generate
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import delta, item_score, summarize_bias, summarize_edits
 from .runner import read_results, run_items

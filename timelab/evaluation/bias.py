@@ -17,7 +17,7 @@ import numpy as np
 
 from .edits import Editor, default_editor, judged_hits
 from .formats import BiasItem
-from .generation import GenerationSettings, generate
+from ..generation import GenerationSettings, generate
 from .judges import Judge
 from .metrics import delta, item_score
 

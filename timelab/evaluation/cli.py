@@ -6,7 +6,7 @@ import argparse
 
 from .bias import DEFAULT_REFINE
 from .evaluate import DATASETS, run_eval
-from .generation import GenerationSettings
+from ..generation import GenerationSettings
 from .judges import DEFAULT_CLIP
 
 EXAMPLES = """examples:

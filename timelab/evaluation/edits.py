@@ -12,7 +12,7 @@ from typing import Callable, ContextManager, Sequence
 import numpy as np
 
 from .formats import EditItem
-from .generation import GenerationSettings, generate
+from ..generation import GenerationSettings, generate
 from .judges import Judge
 
 # editor(pipe, source, destination, lamb=...) applies an edit and undoes it when the `with` block ends.

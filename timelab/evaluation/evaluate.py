@@ -20,7 +20,7 @@ from . import items as tinyworld_items
 from .bias import DEFAULT_LAMBDAS, DEFAULT_REFINE, evaluate_bias_item
 from .edits import Editor, evaluate_edit_item
 from .formats import GENDER_VALUES, BiasItem, EditItem, read_items
-from .generation import GenerationSettings
+from ..generation import GenerationSettings
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import summarize_bias, summarize_edits
 from .report import bias_figure, bias_table, edits_figure, edits_table, reproduce
@@ -146,10 +146,6 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
 
         settings = replace(settings, steps=STEPS)  # the sampler settings TinyWorld was measured with
     device = device or str(process_state().device)
-    if model == "tinyworld" and device == "cpu":
-        import torch
-
-        torch.set_num_threads(1)  # TinyWorld's operations are tiny: more threads only wait on each other
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}
     fingerprint = model_fingerprint(model)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
+from ..generation import GenerationSettings
+from ..generation import generate as generate_images
 from . import spec
 from .captions import stated_attributes
 from .judge import OracleJudge, shares
@@ -41,20 +41,11 @@ UNRELATED = ("a square", "a triangle", "a cross", "a small square", "a big trian
              "a square on a black background", "a photo of a triangle")
 
 
-@torch.no_grad()
 def generate(pipe, prompts: list[str], seeds: list[int], steps: int = STEPS, guidance: float = GUIDANCE,
              batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """Images (len(prompts), len(seeds), H, W, 3) in [0, 1]; image (p, s) depends only on prompt p and seed s."""
-    jobs = [(p, s) for p in prompts for s in seeds]
-    images = []
-    batches = range(0, len(jobs), batch_size)
-    for start in tqdm(batches, desc="generating", disable=not progress, mininterval=2):
-        chunk = jobs[start:start + batch_size]
-        generators = [torch.Generator("cpu").manual_seed(s) for _, s in chunk]
-        out = pipe([p for p, _ in chunk], num_inference_steps=steps, guidance_scale=guidance,
-                   generator=generators, output_type="np")
-        images.append(out.images)
-    return np.concatenate(images).reshape(len(prompts), len(seeds), *images[0].shape[1:])
+    """Images (len(prompts), len(seeds), H, W, 3) in [0, 1] with TinyWorld's sampler settings."""
+    settings = GenerationSettings(steps=steps, guidance_scale=guidance, batch_size=batch_size)
+    return generate_images(pipe, prompts, seeds, settings, progress=progress)
 
 
 SPEED_PROMPTS = ("a circle", "a blue circle", "a big square", "a photo of a triangle", "a small purple cross",

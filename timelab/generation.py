@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class GenerationSettings:
 
 
 def generate(pipe, prompts: Sequence[str], seeds: Sequence[int],
-             settings: GenerationSettings = GenerationSettings()) -> np.ndarray:
+             settings: GenerationSettings = GenerationSettings(), progress: bool = False) -> np.ndarray:
     """Images for every (prompt, seed), prompt-major: shape ``(len(prompts), len(seeds), H, W, 3)`` in [0, 1]."""
     if not prompts or not seeds:
         raise ValueError("generate needs at least one prompt and one seed")
@@ -39,7 +40,8 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int],
     pipe.set_progress_bar_config(disable=True)
     pairs = [(p, s) for p in prompts for s in seeds]
     chunks = []
-    for start in range(0, len(pairs), settings.batch_size):
+    starts = range(0, len(pairs), settings.batch_size)
+    for start in tqdm(starts, desc="generating", disable=not progress, mininterval=2):
         batch = pairs[start:start + settings.batch_size]
         generators = [torch.Generator("cpu").manual_seed(int(s)) for _, s in batch]
         out = pipe(prompt=[p for p, _ in batch], generator=generators, output_type="np", **settings.call_kwargs())
