@@ -101,6 +101,9 @@ class Edit:
                     f"cannot apply: {name} no longer holds the weights this edit was made from (another "
                     "edit is active?); undo it first, e.g. timelab.reset_edits(pipe)"
                 )
+        return self._activate()
+
+    def _activate(self) -> "Edit":
         self._write(self.edited)
         _active_edits(self.pipe).append(self)
         self.active = True
@@ -224,14 +227,18 @@ def time_edit(
     factor = ridge_factor(keys, lamb)
     work = compute_dtype(states.dtype)
     state_shift = (aligned.reshape(-1, width).to(work) - keys.to(work))  # C*_pi - C
+    # Keys whose target is already met (a prompt prefix shared by source and destination: the text
+    # encoder is causal) have zero residual rows and add nothing to W + R^T M: skip them.
+    moving = state_shift.abs().amax(dim=1) > 0
+    state_shift, factor = state_shift[moving], factor[moving].to(work)  # cast once, not per matrix
 
-    original, edited = {}, {}
+    edited = {}
     for name, linear in targets.items():
         weight = linear.weight
         residuals = state_shift.to(weight.device) @ weight.to(work).T  # (C*_pi - C) W^T
-        original[name] = weight.detach().clone()
         edited[name] = apply_update(weight, residuals, factor)
     solved = time.perf_counter()
+    original = {name: linear.weight.detach().clone() for name, linear in targets.items()}  # for undo
 
     edit = Edit(
         pipe=pipe, source=sources, destination=destinations, lamb=float(lamb), original=original,
@@ -240,7 +247,9 @@ def time_edit(
                   "prefixes": list(prefixes) if augment else [], "layers": None if layers is None else list(layers)},
         timings={"encode_s": encoded - started, "solve_s": solved - encoded},
     )
-    return edit.apply()
+    edit._activate()  # made from the current weights just now: nothing to check
+    edit.timings["apply_s"] = time.perf_counter() - solved  # undo snapshot and weight writes
+    return edit
 
 
 def load_edit(pipe, path: str | os.PathLike, stack: bool = False) -> Edit:

@@ -33,7 +33,8 @@ FACTOR_DTYPE = torch.float64
 
 
 def _check_finite(name: str, tensor: Tensor) -> None:
-    if not torch.isfinite(tensor).all():
+    # min and max propagate NaN and infinity: one cheap reduction instead of a full boolean mask
+    if tensor.numel() and not torch.isfinite(torch.stack(torch.aminmax(tensor))).all():
         raise ValueError(f"{name} contains NaN or infinite values; check the model weights and prompts")
 
 
@@ -89,7 +90,7 @@ def apply_update(weight: Tensor, residuals: Tensor, factor: Tensor) -> Tensor:
     Computed in float32 (float64 for float64 weights) and returned in the weight's dtype.
     """
     work = compute_dtype(weight.dtype)
-    updated = weight.to(work) + residuals.to(work).T @ factor.to(device=weight.device, dtype=work)
+    updated = torch.addmm(weight.to(work), residuals.to(work).T, factor.to(device=weight.device, dtype=work))
     updated = updated.to(weight.dtype)
     _check_finite("the solved weights", updated)
     return updated
@@ -138,9 +139,11 @@ def closed_form(weights, keys, targets, lamb=0.1, preserve_keys=None, preserve_s
         _check_finite(f"weight {index}", weight)
         _check_finite(f"targets {index}", target)
     factor = ridge_factor(keys, lamb, preserve_keys, preserve_scale)
+    factor_by_dtype = {}
     solved = []
     for weight, target in zip(weight_list, target_list):
         work = compute_dtype(weight.dtype)
         residuals = target.to(work) - keys.to(device=weight.device, dtype=work) @ weight.to(work).T
-        solved.append(apply_update(weight, residuals, factor))
+        cast = factor_by_dtype.setdefault(work, factor.to(work))  # cast the shared factor once
+        solved.append(apply_update(weight, residuals, cast))
     return solved[0] if single else solved
