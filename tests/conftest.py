@@ -42,23 +42,24 @@ def _pipeline(flavour: str):
     return pipe
 
 
+def _edits_undone_after(pipe):
+    """Hand ``pipe`` to one test, then undo whatever edits the test left active."""
+    from timelab import reset_edits
+
+    yield pipe
+    reset_edits(pipe)
+
+
 @pytest.fixture(scope="module", params=["sd1", "sd2", "sdxl"])
 def any_pipe(request):
-    """Each tiny flavour (SD 1.x, SD 2.x, SDXL) once per module; tests undo their own edits."""
+    """Each tiny flavour (SD 1.x, SD 2.x, SDXL), built once per module."""
     return _pipeline(request.param)
-
-
-@pytest.fixture(scope="module")
-def sdxl_pipe():
-    return _pipeline("sdxl")
 
 
 @pytest.fixture
 def pipe(any_pipe):
-    yield any_pipe
-    from timelab import reset_edits
-
-    reset_edits(any_pipe)
+    """Each tiny flavour, with every edit undone after each test."""
+    yield from _edits_undone_after(any_pipe)
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +70,12 @@ def sd1_module_pipe():
 @pytest.fixture
 def sd1_pipe(sd1_module_pipe):
     """The tiny SD 1.x pipeline, with every edit undone after each test."""
-    yield sd1_module_pipe
-    from timelab import reset_edits
+    yield from _edits_undone_after(sd1_module_pipe)
 
-    reset_edits(sd1_module_pipe)
+
+@pytest.fixture(scope="module")
+def sdxl_pipe():
+    return _pipeline("sdxl")
 
 
 def seeded(seed: int = 0) -> torch.Generator:
