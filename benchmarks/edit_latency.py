@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from timelab import align_tokens, time_edit
-from timelab.editing import augment_prompt, cross_attention_layers, encode_prompts, projections, reset_edits
+from timelab import time_edit
+from timelab.editing import cross_attention_layers, edit_pairs, keys_and_aligned_states, projections, reset_edits
 from timelab.testing import sd14_shaped_pipeline
 
 SOURCE, DESTINATION, LAMB = "a pack of roses", "a pack of blue roses", 0.1
@@ -35,11 +35,7 @@ def sync(device: str) -> None:
 
 
 def keys_and_aligned(pipe):
-    sources, destinations = augment_prompt(SOURCE), augment_prompt(DESTINATION)
-    states = encode_prompts(pipe, sources + destinations)
-    src, dst = states[: len(sources)], states[len(sources):]
-    aligned = torch.stack([dst[p, align_tokens(pipe.tokenizer, s, d)] for p, (s, d) in enumerate(zip(sources, destinations))])
-    return src.reshape(-1, states.shape[-1]), aligned.reshape(-1, states.shape[-1])
+    return keys_and_aligned_states(pipe, edit_pairs([SOURCE], [DESTINATION]))
 
 
 @torch.no_grad()

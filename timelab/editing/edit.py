@@ -170,14 +170,39 @@ def _as_list(prompts: str | Sequence[str], name: str) -> list[str]:
     return items
 
 
-def _alignments(pipe, sources: list[str], destinations: list[str]) -> list[list[int]]:
+def _alignments(pipe, pairs: list[tuple[str, str]]) -> list[list[int]]:
     found = []
-    for source, destination in zip(sources, destinations):
+    for source, destination in pairs:
         maps = [align_tokens(tok, source, destination) for tok in tokenizers(pipe)]
         if any(m != maps[0] for m in maps[1:]):
             raise ValueError(f"the pipeline's tokenizers align {source!r} -> {destination!r} differently")
         found.append(maps[0])
     return found
+
+
+def edit_pairs(sources: Sequence[str], destinations: Sequence[str], augment: bool = True,
+               prefixes: Sequence[str] = AUGMENTATION_PREFIXES) -> list[tuple[str, str]]:
+    """The (source, destination) prompt pairs one edit solves for, with the paper's prefixes if ``augment``."""
+    return [
+        pair
+        for src, dst in zip(sources, destinations)
+        for pair in (zip(augment_prompt(src, prefixes), augment_prompt(dst, prefixes)) if augment else [(src, dst)])
+    ]
+
+
+@torch.no_grad()
+def keys_and_aligned_states(pipe, pairs: list[tuple[str, str]]) -> tuple[Tensor, Tensor]:
+    """TIME's keys ``C`` (every source text state) and the aligned destination states ``C*_pi``.
+
+    Both ``(len(pairs) * max_length, d)``: row ``i`` of ``C*_pi`` is the destination state that
+    source position ``i`` is aligned to. Alignment errors are raised before anything is encoded.
+    """
+    positions = torch.tensor(_alignments(pipe, pairs))
+    states = encode_prompts(pipe, [s for s, _ in pairs] + [d for _, d in pairs])
+    source_states, destination_states = states[: len(pairs)], states[len(pairs):]
+    aligned = torch.stack([destination_states[p, positions[p].to(states.device)] for p in range(len(pairs))])
+    width = states.shape[-1]
+    return source_states.reshape(-1, width), aligned.reshape(-1, width)
 
 
 @torch.no_grad()
@@ -207,26 +232,14 @@ def time_edit(
     if not lamb > 0:
         raise ValueError(f"lamb must be > 0 (the ridge term makes the system solvable), got {lamb}")
     targets = projections(select_layers(pipe.unet, layers), edit_keys, edit_values)
-    pairs = [
-        (s, d)
-        for src, dst in zip(sources, destinations)
-        for s, d in (zip(augment_prompt(src, prefixes), augment_prompt(dst, prefixes)) if augment else [(src, dst)])
-    ]
-    aligned_positions = _alignments(pipe, [s for s, _ in pairs], [d for _, d in pairs])
-    if not stack:
-        reset_edits(pipe)
-
     started = time.perf_counter()
-    states = encode_prompts(pipe, [s for s, _ in pairs] + [d for _, d in pairs])
+    keys, aligned = keys_and_aligned_states(pipe, edit_pairs(sources, destinations, augment, prefixes))
     encoded = time.perf_counter()
-    source_states, destination_states = states[: len(pairs)], states[len(pairs):]
-    index = torch.tensor(aligned_positions, device=states.device)
-    aligned = torch.stack([destination_states[p, index[p]] for p in range(len(pairs))])
-    width = states.shape[-1]
-    keys = source_states.reshape(-1, width)
+    if not stack:
+        reset_edits(pipe)  # only now: a bad prompt pair above leaves the active edit in place
     factor = ridge_factor(keys, lamb)
-    work = compute_dtype(states.dtype)
-    state_shift = (aligned.reshape(-1, width).to(work) - keys.to(work))  # C*_pi - C
+    work = compute_dtype(keys.dtype)
+    state_shift = aligned.to(work) - keys.to(work)  # C*_pi - C
     # Keys whose target is already met (a prompt prefix shared by source and destination: the text
     # encoder is causal) have zero residual rows and add nothing to W + R^T M: skip them.
     moving = state_shift.abs().amax(dim=1) > 0
@@ -298,4 +311,4 @@ def load_edit(pipe, path: str | os.PathLike, stack: bool = False) -> Edit:
         lamb=float(metadata["lamb"]), original=original, edited=edited,
         settings=json.loads(metadata["settings"]), stacked=stack and bool(_active_edits(pipe)),
     )
-    return edit.apply()
+    return edit._activate()  # the fingerprints were just checked against these very weights
