@@ -237,3 +237,12 @@ def test_unet_without_cross_attention_is_an_error():
     )
     with pytest.raises(ValueError, match="no cross-attention layers"):
         cross_attention_layers(unet)
+
+
+def test_a_bad_pair_leaves_the_active_edit_in_place(sd1_pipe):
+    edit = time_edit(sd1_pipe, SOURCE, DESTINATION)
+    edited = all_projection_weights(sd1_pipe)
+    with pytest.raises(ValueError, match="'cat'"):
+        time_edit(sd1_pipe, "a cat", "a dog")
+    assert edit.active
+    assert_weights_equal(sd1_pipe, edited)
