@@ -1,4 +1,4 @@
-"""Evaluate three TIMED validation items on a tiny random SD pipeline with the real TIME edit.
+"""Evaluate three TinyWorld edit items on a tiny random SD pipeline with the real TIME edit.
 
 Run alone or under ``torchrun --nproc_per_node 2`` by test_evaluation_runner; each process logs
 which items it judged to ``<log_dir>/rank<r>.txt``. Usage: ``worker.py OUTPUT LOG_DIR``.
@@ -10,9 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 
 
 class PixelJudge:
@@ -28,13 +25,14 @@ class PixelJudge:
 
 
 def main(output: str, log_dir: str) -> None:
-    from timelab.evaluation import GenerationSettings, evaluate, load_timed
+    from timelab.evaluation import GenerationSettings, evaluate
+    from timelab.evaluation.items import edit_items
     from timelab.evaluation.runner import process_state
     from timelab.testing import tiny_pipeline
 
     rank = process_state().process_index
-    pipe = tiny_pipeline("sd1", bpe_path=SHARED / "clip-bpe" / "bpe_simple_vocab_16e6.txt.gz")
-    items = load_timed("validation", SHARED / "timed", download=False)[:3]
+    pipe = tiny_pipeline("sd1")
+    items = edit_items()[:3]
     judge = PixelJudge(Path(log_dir) / f"rank{rank}.txt")
     settings = GenerationSettings(steps=2, height=8, width=8, batch_size=6)
     evaluate(pipe, items, output, judge, seeds=2, lambdas=[0.1], settings=settings, figure="shard_test.png")

@@ -163,13 +163,12 @@ def test_edit_file_holds_only_edited_matrices_and_no_pickle(sd1_pipe, tmp_path):
 
 def test_edit_file_for_another_model_is_refused(sd1_pipe, tmp_path):
     from timelab.testing import tiny_pipeline
-    from conftest import CLIP_BPE
 
     path = time_edit(sd1_pipe, SOURCE, DESTINATION).save(tmp_path / "sd1.safetensors")
-    other_shapes = tiny_pipeline("sd2", bpe_path=CLIP_BPE)
+    other_shapes = tiny_pipeline("sd2")
     with pytest.raises(ValueError, match="made for another model"):
         load_edit(other_shapes, path)
-    other_weights = tiny_pipeline("sd1", seed=1, bpe_path=CLIP_BPE)
+    other_weights = tiny_pipeline("sd1", seed=1)
     before = all_projection_weights(other_weights)
     with pytest.raises(ValueError, match="weights differ"):
         load_edit(other_weights, path)

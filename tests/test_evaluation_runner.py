@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import CLIP_BPE, TIMED_DIR
 from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
 from timelab.evaluation import evaluate, read_results
@@ -134,9 +133,8 @@ def launch(args: list[str], tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-@pytest.mark.skipif(not (CLIP_BPE.is_file() and TIMED_DIR.is_dir()), reason="needs ../shared/data")
 def test_two_processes_split_the_items_and_merge_one_result(tmp_path):
-    from timelab.evaluation import load_timed
+    from timelab.evaluation.items import edit_items
 
     (tmp_path / "single").mkdir()
     (tmp_path / "sharded").mkdir()
@@ -148,7 +146,7 @@ def test_two_processes_split_the_items_and_merge_one_result(tmp_path):
     assert sharded == single
     assert not part_files(tmp_path / "sharded.jsonl")
     # Each process judged its own items: rank 0 items 0 and 2, rank 1 item 1.
-    items = load_timed("validation", TIMED_DIR, download=False)[:3]
+    items = edit_items()[:3]
     for rank, expected in ((0, [0, 2]), (1, [1])):
         log = (tmp_path / "sharded" / f"rank{rank}.txt").read_text().splitlines()
         judged = {tuple(line.split("\t")) for line in log}

@@ -11,13 +11,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import CLIP_BPE, TIMED_DIR
+from conftest import needs_timed
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_stable_diffusion.ipynb"
 
 
-@pytest.mark.skipif(not (CLIP_BPE.is_file() and TIMED_DIR.is_dir()),
-                    reason="needs ../shared/data/clip-bpe and ../shared/data/timed")
+@needs_timed
 def test_notebook_06_runs_on_sd14_architecture(monkeypatch, tmp_path):
     monkeypatch.setenv("TIMELAB_MODEL", "sd14-random")
     monkeypatch.setenv("TIMELAB_FIGURES_DIR", str(tmp_path))

@@ -7,10 +7,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import torch
 
 import timelab
-from conftest import CLIP_BPE, needs_clip_bpe
 from timelab.testing import tiny_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +27,9 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject():
     lines = (ROOT / "environment.yml").read_text().splitlines()
     start = lines.index("dependencies:") + 1
     conda = set()
-    for line in lines[start:]:
-        match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
-        if match and match.group(1) not in ("python", "pip"):
+    for line in lines[start:]:  # conda packages, then the pip section's packages (not the -e line)
+        match = re.match(r"^(?:  |      )- ([A-Za-z0-9_.-]+)", line)
+        if match and match.group(1) not in ("python", "pip", "-e"):
             conda.add(CONDA_NAMES.get(match.group(1), match.group(1)).lower())
     assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
     assert '- -e ".[dev]"' in (ROOT / "environment.yml").read_text()
@@ -53,11 +53,10 @@ def test_cli_edit_reports_bad_input_clearly(tmp_path):
     assert "--out must name a .safetensors file" in result.stderr
 
 
-@needs_clip_bpe
 def test_cli_edit_on_a_model_folder_and_load_pipeline(tmp_path):
     """The real loading path (a diffusers folder) end to end: CLI edit, then load_pipeline + load_edit."""
     folder = tmp_path / "tiny-sd"
-    tiny_pipeline("sd1", bpe_path=CLIP_BPE).save_pretrained(folder)
+    tiny_pipeline("sd1").save_pretrained(folder)
     out = tmp_path / "roses.safetensors"
     result = subprocess.run(
         [sys.executable, "-m", "timelab.cli", "edit", "a pack of roses", "a pack of blue roses",
@@ -72,3 +71,27 @@ def test_cli_edit_on_a_model_folder_and_load_pipeline(tmp_path):
     reference = timelab.time_edit(pipe, "a pack of roses", "a pack of blue roses")
     for name in edit.layer_names:
         torch.testing.assert_close(edit.edited[name], reference.edited[name], rtol=1e-5, atol=1e-6)
+
+
+def test_the_installed_clip_merge_table_is_clips_own():
+    """The byte-pair table comes from an installed package (dev extra), byte for byte OpenAI CLIP's."""
+    import hashlib
+
+    from conftest import SHARED_CLIP_BPE
+    from timelab.clip_tokenizer import installed_bpe_path
+
+    path = installed_bpe_path()
+    assert path is not None, "no installed package ships bpe_simple_vocab_16e6.txt.gz: pip install -e '.[dev]'"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
+    if SHARED_CLIP_BPE.is_file():  # cross-check with the development copy where it exists
+        assert SHARED_CLIP_BPE.read_bytes() == path.read_bytes()
+
+
+def test_missing_merge_table_names_the_fix(monkeypatch):
+    from timelab import clip_tokenizer
+
+    monkeypatch.delenv(clip_tokenizer.BPE_ENV, raising=False)
+    monkeypatch.setattr(clip_tokenizer, "BPE_DISTRIBUTIONS", ("no-such-distribution",))
+    with pytest.raises(FileNotFoundError, match="pip install openai-clip"):
+        clip_tokenizer.build_clip_tokenizer()

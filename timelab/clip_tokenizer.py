@@ -3,11 +3,17 @@
 Stable Diffusion 1.x/2.x tokenize with OpenAI CLIP's byte-level BPE. Its vocabulary is fully
 determined by the merge table: the 256 byte symbols, the same 256 with the end-of-word marker
 ``</w>``, one entry per merge, then ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407).
+
+The merge table (``bpe_simple_vocab_16e6.txt.gz``) is read from an installed package that ships it:
+``openai-clip`` (a dependency of timelab's ``dev`` extra; it needs only ftfy, regex and tqdm) or
+``open-clip-torch``. The file is found through the distribution's file list, never by importing the
+package (both import torchvision). ``$TIMELAB_CLIP_BPE`` names another copy.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -19,6 +25,8 @@ START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
 BPE_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
 BPE_ENV = "TIMELAB_CLIP_BPE"
+# Installed distributions that ship the merge table (looked up in this order).
+BPE_DISTRIBUTIONS = ("openai-clip", "open_clip_torch")
 
 
 def byte_symbols() -> list[str]:
@@ -42,12 +50,34 @@ def byte_symbols() -> list[str]:
     return [symbol[b] for b in printable] + [symbol[b] for b in range(256) if b not in printable]
 
 
+def installed_bpe_path() -> Path | None:
+    """The merge table inside an installed ``openai-clip`` or ``open-clip-torch``, if any."""
+    for name in BPE_DISTRIBUTIONS:
+        try:
+            files = importlib.metadata.distribution(name).files or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for file in files:
+            if file.name == BPE_FILENAME:
+                path = Path(file.locate())
+                if path.is_file():
+                    return path
+    return None
+
+
 def default_bpe_path() -> Path:
-    """``$TIMELAB_CLIP_BPE``, else ``../shared/data/clip-bpe`` beside the project root."""
+    """``$TIMELAB_CLIP_BPE`` when set, else the copy in an installed package (see the module docstring)."""
     env = os.environ.get(BPE_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "clip-bpe" / BPE_FILENAME
+    found = installed_bpe_path()
+    if found is None:
+        raise FileNotFoundError(
+            f"CLIP's merge table {BPE_FILENAME} was not found: install a package that ships it "
+            f"(pip install openai-clip, or timelab's dev extra: pip install -e '.[dev]'), or set ${BPE_ENV} "
+            "to the path of a copy"
+        )
+    return found
 
 
 def write_clip_tokenizer_files(bpe_path: str | os.PathLike, folder: str | os.PathLike) -> Path:
