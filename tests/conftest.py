@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,17 @@ def _use_shared_bpe_if_no_package_ships_it() -> None:
 
 
 _use_shared_bpe_if_no_package_ships_it()
+
+
+def pytest_configure(config) -> None:
+    """Every figure a test or a notebook (nbval kernels inherit the environment) writes goes to a
+    temporary folder: ``make test`` leaves the checkout as it found it."""
+    config._timelab_figures = tempfile.mkdtemp(prefix="timelab-test-figures-")
+    os.environ["TIMELAB_FIGURES_DIR"] = config._timelab_figures
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(getattr(config, "_timelab_figures", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

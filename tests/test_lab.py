@@ -106,7 +106,7 @@ def test_apply_replaces_undo_steps_back_reset_restores(lab, sd1_pipe):
     (LabControls("", "a blue rose"), "source prompt is empty"),
     (LabControls("a rose", "   "), "destination prompt is empty"),
     (LabControls("a pack of roses", "a bunch of tulips"), "'pack'"),
-    (LabControls("a rose", "a blue rose", lamb=0.0), "lambda must be positive"),
+    (LabControls("a rose", "a blue rose", lamb=0.0), "lamb must be > 0"),
     (LabControls("a rose", "a blue rose", edit_keys=False, edit_values=False), "Nothing to edit"),
     (LabControls("a rose", "a blue rose", layers=()), "No layer selected"),
     (LabControls("a rose", "a blue rose", layers=("no.such.layer",)), "Unknown layer"),
@@ -168,7 +168,10 @@ def test_widget_buttons_call_the_session_and_show_its_answers(lab, sd1_pipe):
     button = {w.description: w for w in found if isinstance(w, ipywidgets.Button)}
     message, state = [w for w in found if isinstance(w, ipywidgets.HTML)]
     source = next(w for w in found if isinstance(w, ipywidgets.Text) and w.description == "source")
-    images = next(w for w in found if isinstance(w, ipywidgets.Image))
+    images, attention = [w for w in found if isinstance(w, ipywidgets.Image)]
+    assert bytes(images.value).startswith(b"\x89PNG") and bytes(attention.value).startswith(b"\x89PNG"), \
+        "before any action the lab shows the unedited model (no empty image frames)"
+    assert "original model" in message.value and lab.history == []
     expected = weights_of_edit(sd1_pipe, source=ROSES.source, destination=ROSES.destination)
     button["apply"].click()
     assert "Applied" in message.value and "blue roses" in state.value
@@ -180,3 +183,19 @@ def test_widget_buttons_call_the_session_and_show_its_answers(lab, sd1_pipe):
     button["undo"].click()
     assert "original model" in state.value and lab.history == []
     assert all(not b.disabled for b in button.values()), "buttons are enabled again after a run"
+
+
+def test_view_draws_the_model_as_it_is(lab, sd1_pipe):
+    original = projection_weights(sd1_pipe)
+    view = lab.view(seed=3)
+    assert view.ok and "original model" in view.message and len(view.prompts) == len(PROMPTS)
+    image, maps = direct_drawing(sd1_pipe, PROMPTS[0], seed=3)
+    np.testing.assert_allclose(view.prompts[0].image_after, image, atol=1e-6)
+    torch.testing.assert_close(view.prompts[0].maps_after, maps)
+    assert same_weights(projection_weights(sd1_pipe), original)
+
+
+def test_words_the_tokenizer_spells_out_are_named_in_the_message(lab):
+    view = lab.apply(LabControls("a xqzw", "a blue xqzw"))
+    assert view.ok and "Warning" in view.message and "'xqzw'" in view.message
+    assert "Warning" not in lab.apply(ROSES).message

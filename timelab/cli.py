@@ -1,13 +1,26 @@
-"""Command line: ``timelab demo | edit | eval | tinyworld train``.
+"""Command line: ``timelab demo | edit | eval | tinyworld train | tinyworld measure``.
 
 Each sub-command lives beside the code it drives and registers itself here through a
-``register(subparsers)`` function; this module only assembles the parser.
+``register(subparsers)`` function; this module assembles the parser and runs the command. Every
+command takes ``--verbose`` (library warnings and loading bars) and ``--threads`` (torch CPU threads).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
+
+from .editing.keys import UnknownWordsWarning
+from .quiet import VERBOSE_ENV, quiet_loading
+
+
+def _commands(parser: argparse.ArgumentParser):
+    """Every runnable (leaf) sub-command parser under ``parser``."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for sub in action.choices.values():
+            yield from (_commands(sub) if sub._subparsers else [sub])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,23 +28,41 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from . import demo
     from .editing import cli as editing_cli
-
-    demo.register(subparsers)
-    editing_cli.register(subparsers)
+    from .evaluation import cli as evaluation_cli
     from .tinyworld import training as tinyworld_training
 
-    tinyworld_training.register(subparsers)
-    from .evaluation import cli as evaluation_cli
-
-    evaluation_cli.register(subparsers)
+    for module in (demo, editing_cli, tinyworld_training, evaluation_cli):
+        module.register(subparsers)
+    for command in _commands(parser):
+        command.add_argument("--verbose", action="store_true", help="show library warnings and loading bars")
+        if "--threads" not in command._option_string_actions:  # TODO(after measure.py lands): drop the guard
+            command.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    with quiet_loading("--verbose" in (sys.argv[1:] if argv is None else argv)):
+        parser = build_parser()  # the commands' modules import diffusers, which warns on import
     args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 (torch's default) or more, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+
+    def show(message, category, *_):
+        print(f"timelab {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            if not args.verbose:
+                warnings.simplefilter("ignore")
+            warnings.simplefilter("default", UnknownWordsWarning)
+            warnings.showwarning = show
+            return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         print(f"timelab {args.command}: error: {error}", file=sys.stderr)
         return 2

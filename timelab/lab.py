@@ -4,12 +4,13 @@
 lab's three actions with a :class:`LabView` (a message, and on success the test prompts' images and
 per-token cross-attention maps before and after the edit):
 
+- ``view(seed)``: draw the model as it is (the lab shows this before the first action);
 - ``apply(controls)``: edit the *original* model with TIME (replacing the edit shown before);
 - ``undo(seed)``: go back to the previous edit in the history, or to the original model;
 - ``reset(seed)``: back to the original model, history cleared.
 
 Bad input (an empty prompt, a pair TIME cannot align, lambda <= 0, nothing selected to edit) comes
-back as a message, never as an exception. Only one action runs at a time: an action asked for while
+back as a message, never as an exception; words the model's tokenizer does not know are named in it. Only one action runs at a time: an action asked for while
 another is drawing returns a "busy" view at once and changes nothing. ``timelab.widgets`` wires these
 methods to buttons; they are plain functions, tested directly.
 """
@@ -17,6 +18,7 @@ methods to buttons; they are plain functions, tested directly.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 
 from .attention import AttentionRecorder, TokenSpan
-from .editing import Edit, cross_attention_layers, reset_edits, time_edit
+from .editing import Edit, UnknownWordsWarning, cross_attention_layers, reset_edits, time_edit
+from .editing.solver import check_lambda
 
 BUSY = "Busy: a generation is still running. Wait for it to finish, then try again."
 MAX_HISTORY = 8  # edits kept for undo (each holds a copy of the edited matrices)
@@ -70,8 +73,10 @@ def _problem(controls: LabControls, known_layers: Sequence[str]) -> str | None:
     for name in ("source", "destination"):
         if not getattr(controls, name).strip():
             return f"The {name} prompt is empty: type a prompt, e.g. 'a circle' -> 'a blue circle'."
-    if not controls.lamb > 0:
-        return f"lambda must be positive (the ridge term keeps the edit solvable), got {controls.lamb}."
+    try:
+        check_lambda(controls.lamb)
+    except ValueError as error:
+        return f"{error}."
     if not (controls.edit_keys or controls.edit_values):
         return "Nothing to edit: switch on keys (to_k), values (to_v) or both."
     if controls.layers is not None:
@@ -115,12 +120,16 @@ class LabSession:
         if edit is None:
             return "original model"
         settings = edit.settings
-        parts = [p for p, on in (("keys", settings["edit_keys"]), ("values", settings["edit_values"])) if on]
-        layers = "all layers" if settings["layers"] is None else f"{len(settings['layers'])} layer(s)"
+        parts = [p for p, on in (("keys", settings.edit_keys), ("values", settings.edit_values)) if on]
+        layers = "all layers" if settings.layers is None else f"{len(settings.layers)} layer(s)"
         return (f"edited: {edit.source[0]!r} -> {edit.destination[0]!r}, lambda {edit.lamb:g}, "
                 f"{' + '.join(parts)}, {layers}")
 
     # ----------------------------------------------------------------------------------- actions
+    def view(self, seed: int = 0) -> LabView:
+        """Draw the model as it is now, changing nothing."""
+        return self._exclusive(lambda: f"Showing the {self.state()}.", seed)
+
     def apply(self, controls: LabControls) -> LabView:
         """Edit the original model as the controls say and draw the test prompts."""
         problem = _problem(controls, self.layer_names)
@@ -155,12 +164,15 @@ class LabSession:
             self._lock.release()
 
     def _apply(self, controls: LabControls) -> str:
-        edit = time_edit(self.pipe, controls.source, controls.destination, lamb=controls.lamb,
-                         edit_keys=controls.edit_keys, edit_values=controls.edit_values,
-                         layers=None if controls.layers is None else list(controls.layers))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownWordsWarning)
+            edit = time_edit(self.pipe, controls.source, controls.destination, lamb=controls.lamb,
+                             edit_keys=controls.edit_keys, edit_values=controls.edit_values,
+                             layers=None if controls.layers is None else list(controls.layers))
         self.history = (self.history + [edit])[-MAX_HISTORY:]
+        notes = "".join(f" Warning: {w.message}." for w in caught if issubclass(w.category, UnknownWordsWarning))
         return (f"Applied {controls.source!r} -> {controls.destination!r} ({len(edit.layer_names)} matrices, "
-                f"solved in {1000 * edit.timings['solve_s']:.0f} ms).")
+                f"solved in {1000 * edit.timings['solve_s']:.0f} ms).{notes}")
 
     def _undo(self) -> str:
         undone = self.history.pop()

@@ -1,4 +1,16 @@
-"""Loading text-to-image pipelines: the shipped TinyWorld model, or any diffusers model id or folder."""
+"""Loading text-to-image pipelines by name: TinyWorld, the random-weight test models, hub ids, folders.
+
+One loader for every model the project uses:
+
+    "tinyworld"          the trained TinyWorld model shipped in the package (offline)
+    "tiny-random"        tiny random-weight SD 1.x look-alike (also "tiny-random-sd2", "tiny-random-sdxl"):
+                         plumbing only, its images are noise (see :mod:`timelab.testing`)
+    "sd14-random"        Stable Diffusion 1.4's exact architecture with random weights
+    anything else        a diffusers hub id ("CompVis/stable-diffusion-v1-4") or a local folder
+
+Loading never changes torch's thread count or any other setting of the caller's session, and is quiet
+unless ``verbose`` (:mod:`timelab.quiet`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +18,19 @@ import os
 
 import torch
 
+from .quiet import quiet_loading
+
 TINYWORLD = "tinyworld"
+SD14 = "CompVis/stable-diffusion-v1-4"
+TINY_RANDOM = "tiny-random"  # random weights: for plumbing only, its images are noise
+SD14_RANDOM = "sd14-random"  # Stable Diffusion 1.4's exact architecture, random weights
+# Names of the random-weight pipelines built from configs -> (builder name in timelab.testing, flavour).
+RANDOM_MODELS = {
+    TINY_RANDOM: ("tiny_pipeline", "sd1"),
+    "tiny-random-sd2": ("tiny_pipeline", "sd2"),
+    "tiny-random-sdxl": ("tiny_pipeline", "sdxl"),
+    SD14_RANDOM: ("sd14_shaped_pipeline", None),
+}
 
 
 def default_device() -> str:
@@ -18,34 +42,40 @@ def default_device() -> str:
     return "cpu"
 
 
-def load_pipeline(name_or_path: str | os.PathLike = TINYWORLD, device: str | None = None,
-                  dtype: torch.dtype | None = None):
-    """Load a text-to-image pipeline ready to edit.
+def _random_pipeline(name: str):
+    from . import testing
 
-    ``"tinyworld"`` loads the model shipped with timelab (offline). Anything else goes to diffusers'
-    ``AutoPipelineForText2Image.from_pretrained`` (a hub id such as ``"CompVis/stable-diffusion-v1-4"``,
-    which needs the network the first time, or a local folder). ``dtype`` defaults to float16 on a GPU
-    and float32 on a CPU. The safety checker is left out, as in the paper's experiments.
+    builder, flavour = RANDOM_MODELS[name]
+    return getattr(testing, builder)(flavour) if flavour else getattr(testing, builder)()
 
-    TinyWorld on a CPU sets torch to one thread: its operations are so small that more threads only
-    wait on one another (measured here: 5x faster on one thread on a busy 2-core machine).
-    """
+
+def _from_pretrained(name_or_path: str, dtype: torch.dtype):
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
+    if name_or_path == TINYWORLD:
+        from .tinyworld import MODEL_DIR
+
+        return StableDiffusionPipeline.from_pretrained(MODEL_DIR, dtype=dtype, local_files_only=True)
+    extra = {"safety_checker": None, "requires_safety_checker": False}
+    try:
+        return AutoPipelineForText2Image.from_pretrained(name_or_path, dtype=dtype, **extra)
+    except TypeError:  # pipelines without a safety checker reject those arguments
+        return AutoPipelineForText2Image.from_pretrained(name_or_path, dtype=dtype)
+
+
+def load_pipeline(name_or_path: str | os.PathLike = TINYWORLD, device: str | None = None,
+                  dtype: torch.dtype | None = None, verbose: bool | None = None):
+    """Load a text-to-image pipeline ready to edit (names: see the module docstring).
+
+    A hub id needs the network the first time. ``dtype`` defaults to float16 on a GPU and float32
+    elsewhere. The safety checker is left out, as in the paper's experiments. Library warnings and
+    loading bars are hidden unless ``verbose`` (default: ``$TIMELAB_VERBOSE``).
+    """
     device = device or default_device()
     if dtype is None:
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    if str(name_or_path) == TINYWORLD:
-        from .tinyworld import MODEL_DIR
-
-        if device == "cpu":
-            torch.set_num_threads(1)
-        pipe = StableDiffusionPipeline.from_pretrained(MODEL_DIR, torch_dtype=dtype, local_files_only=True)
-    else:
-        extra = {"safety_checker": None, "requires_safety_checker": False}
-        try:
-            pipe = AutoPipelineForText2Image.from_pretrained(str(name_or_path), torch_dtype=dtype, **extra)
-        except TypeError:  # pipelines without a safety checker reject those arguments
-            pipe = AutoPipelineForText2Image.from_pretrained(str(name_or_path), torch_dtype=dtype)
+    name = str(name_or_path)
+    with quiet_loading(verbose):
+        pipe = _random_pipeline(name).to(dtype=dtype) if name in RANDOM_MODELS else _from_pretrained(name, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

@@ -13,11 +13,9 @@ from typing import Callable
 
 import torch
 
+from .models import SD14, SD14_RANDOM, TINY_RANDOM, TINYWORLD, load_pipeline
+
 MODEL_ENV = "TIMELAB_MODEL"
-SD14 = "CompVis/stable-diffusion-v1-4"
-TINYWORLD = "tinyworld"
-TINY_RANDOM = "tiny-random"  # random weights: for plumbing only, its images are noise
-SD14_RANDOM = "sd14-random"  # Stable Diffusion 1.4's exact architecture, random weights (tests the SD path)
 
 
 def tinyworld_available() -> bool:
@@ -40,21 +38,7 @@ def pick_model() -> str:
 
 
 def load_model(name: str):
-    """The pipeline called ``name``: ``"tiny-random"``, ``"sd14-random"``, ``"tinyworld"`` or any diffusers id/folder.
-
-    The two tiny models run on one CPU thread (``load_pipeline`` does so for TinyWorld): their
-    operations are so small that more threads only wait on one another.
-    """
-    if name == TINY_RANDOM and not torch.cuda.is_available():
-        torch.set_num_threads(1)
-    if name in (TINY_RANDOM, SD14_RANDOM):
-        from .testing import sd14_shaped_pipeline, tiny_pipeline
-
-        pipe = tiny_pipeline("sd1") if name == TINY_RANDOM else sd14_shaped_pipeline()
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
-    from .models import load_pipeline
-
+    """The pipeline called ``name`` (any name :func:`timelab.load_pipeline` knows)."""
     return load_pipeline(name)
 
 

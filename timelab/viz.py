@@ -1,8 +1,9 @@
 """Matplotlib figures for timelab, and the one helper that saves them.
 
-Every figure the notebooks, the demo or the benchmarks write goes through :func:`save_figure`, into
-``figures/`` at the project root, or into ``$TIMELAB_FIGURES_DIR`` when set (CI points it somewhere
-git ignores).
+Every figure the notebooks, the demo or the benchmarks write goes through :func:`save_figure`: into the
+folder the caller names, else ``$TIMELAB_FIGURES_DIR``, else ``./figures`` of the working directory.
+The tests point the variable at a temporary folder; ``make figures`` points it at the project's
+``figures/`` to regenerate the committed figures. Importing this module leaves matplotlib's backend alone.
 """
 
 from __future__ import annotations
@@ -12,31 +13,29 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
-
-if "MPLBACKEND" not in os.environ and not os.environ.get("DISPLAY"):
-    matplotlib.use("Agg")  # headless machines (CI, servers); notebooks set their own inline backend
 import matplotlib.pyplot as plt
 import numpy as np
+
+from .files import atomic_path
 
 FIGURES_ENV = "TIMELAB_FIGURES_DIR"
 
 
-def figures_dir() -> Path:
-    """Where figures are written: ``$TIMELAB_FIGURES_DIR`` or ``<project>/figures``."""
-    env = os.environ.get(FIGURES_ENV)
-    folder = Path(env) if env else Path(__file__).resolve().parents[1] / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def figures_dir(folder: str | os.PathLike | None = None) -> Path:
+    """``folder`` if given, else ``$TIMELAB_FIGURES_DIR``, else ``./figures`` (created if missing)."""
+    chosen = Path(folder) if folder is not None else Path(os.environ.get(FIGURES_ENV) or "figures")
+    chosen.mkdir(parents=True, exist_ok=True)
+    return chosen.resolve()
 
 
-def save_figure(fig: matplotlib.figure.Figure, name: str, dpi: int = 120) -> Path:
-    """Save ``fig`` as ``<figures_dir>/<name>`` (``.png`` added when no suffix), atomically."""
+def save_figure(fig: matplotlib.figure.Figure, name: str, folder: str | os.PathLike | None = None,
+                dpi: int = 120) -> Path:
+    """Save ``fig`` as ``<figures_dir(folder)>/<name>`` (``.png`` added when no suffix), atomically."""
     if not name or Path(name).name != name:
         raise ValueError(f"figure name must be a plain file name like 'demo.png', got {name!r}")
-    path = figures_dir() / (name if Path(name).suffix else name + ".png")
-    tmp = path.with_name("." + path.name + ".tmp")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    os.replace(tmp, path)
+    path = figures_dir(folder) / (name if Path(name).suffix else name + ".png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     return path
 
 

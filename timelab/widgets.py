@@ -105,6 +105,7 @@ def lab_widget(session: LabSession, source: str = "", destination: str = "", lam
     buttons["undo"].on_click(on(lambda: session.undo(seed_box.value)))
     buttons["reset"].on_click(on(lambda: session.reset(seed_box.value)))
     prompt_choice.observe(show_attention, names="value")
+    show(session.view(seed_box.value))  # the unedited model's images from the start, not empty frames
     settings = widgets.VBox([source_box, destination_box, lamb_slider, widgets.HBox([keys_box, values_box]),
                              layers_box, seed_box, widgets.HBox(list(buttons.values()))])
     return widgets.VBox([settings, message, state, images, prompt_choice, attention])

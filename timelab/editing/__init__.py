@@ -1,13 +1,19 @@
-"""TIME's edit engine: closed-form solver, token alignment, layer discovery and the Edit lifecycle."""
+"""TIME's edit engine, in the order data flows: prompts and alignment -> keys and target states ->
+closed-form solver -> the applied :class:`Edit` (undo, stack) -> the edit file (save, load)."""
 
 from .alignment import AUGMENTATION_PREFIXES, align_tokens, augment_prompt
-from .edit import Edit, edit_pairs, keys_and_aligned_states, load_edit, reset_edits, time_edit
+from .edit import Edit, active_edits, reset_edits
+from .edit_file import load_edit
+from .keys import UnknownWordsWarning, edit_pairs, keys_and_aligned_states
 from .layers import cross_attention_layers, projections, select_layers, text_width
-from .prompts import encode_prompts, tokenizers
-from .solver import apply_update, closed_form, ridge_factor
+from .prompts import encode_prompts, tokenizers, unknown_words
+from .settings import EditSettings
+from .solver import apply_update, closed_form, ridge_factor, solve_for_states
+from .time_edit import time_edit
 
 __all__ = [
-    "AUGMENTATION_PREFIXES", "Edit", "align_tokens", "apply_update", "augment_prompt", "closed_form",
-    "cross_attention_layers", "edit_pairs", "encode_prompts", "keys_and_aligned_states", "load_edit", "projections", "reset_edits", "ridge_factor",
-    "select_layers", "text_width", "time_edit", "tokenizers",
+    "AUGMENTATION_PREFIXES", "Edit", "EditSettings", "UnknownWordsWarning", "active_edits", "align_tokens",
+    "apply_update", "augment_prompt", "closed_form", "cross_attention_layers", "edit_pairs", "encode_prompts",
+    "keys_and_aligned_states", "load_edit", "projections", "reset_edits", "ridge_factor", "select_layers",
+    "solve_for_states", "text_width", "time_edit", "tokenizers", "unknown_words",
 ]

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import load_pipeline
-    from .edit import time_edit
+    from .time_edit import time_edit
 
     if not args.out.endswith(".safetensors"):
         raise ValueError(f"--out must name a .safetensors file, got {args.out!r}")

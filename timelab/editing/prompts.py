@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import torch
@@ -31,3 +32,18 @@ def encode_prompts(pipe, prompts: Sequence[str]) -> Tensor:
         prompt=list(prompts), device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
     )
     return encoded[0]
+
+
+def unknown_words(tokenizer, prompt: str) -> list[str]:
+    """Words of ``prompt`` that ``tokenizer`` spells out: split into pieces, at least half of them single letters.
+
+    CLIP-style byte-pair tokenizers write a word they have no merges for letter by letter; a model
+    trained with such a tokenizer has never seen the word. (Split but meaningful words, such as CLIP's
+    "dragon" + "fruit", are not flagged.)
+    """
+    found = []
+    for word in re.findall(r"\w+", prompt):
+        pieces = [p.replace("</w>", "") for p in tokenizer.tokenize(word)]
+        if len(pieces) > 1 and sum(len(p) <= 1 for p in pieces) >= len(pieces) / 2:
+            found.append(word)
+    return found

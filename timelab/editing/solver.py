@@ -18,8 +18,13 @@ whose unique solution, written as a correction of ``W``, is
 edit. With the stacked keys ``K = [C; sqrt(s) P]`` (``N x d``), ``A = lambda I + K^T K`` and the
 push-through identity ``K A^{-1} = (lambda I_N + K K^T)^{-1} K`` let us factor whichever of the
 ``d x d`` or ``N x N`` systems is smaller. ``A`` is symmetric positive definite for ``lambda > 0`` but
-badly conditioned (many near-identical padding keys), so it is Cholesky-factored in float64; the
-per-matrix products run in float32 (or the weight's own precision if wider) and the result is cast back.
+badly conditioned (many near-identical padding keys), so it is Cholesky-factored in float64 (on the
+CPU when the keys' device has no float64, as Apple's MPS); the per-matrix products run in float32 (or
+the weight's own precision if wider) and the result is cast back.
+
+TIME's targets are the weights applied to other states, ``v_i = W c*_i``: then ``R = (C* - C) W^T``
+(:func:`solve_for_states`), and keys whose state does not move (a prefix that source and destination
+share: the text encoder is causal) have zero residual rows, so they are dropped before the products.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import torch
 from torch import Tensor
 
 FACTOR_DTYPE = torch.float64
+# Device types whose kernels have no float64: the factorisation runs on the CPU for them.
+NO_FLOAT64_DEVICES = frozenset({"mps"})
 
 
 def _check_finite(name: str, tensor: Tensor) -> None:
@@ -38,9 +45,26 @@ def _check_finite(name: str, tensor: Tensor) -> None:
         raise ValueError(f"{name} contains NaN or infinite values; check the model weights and prompts")
 
 
+def check_lambda(lamb: float) -> float:
+    """``lamb`` as a float, or a ValueError saying why it must be positive."""
+    if not lamb > 0:
+        raise ValueError(f"lamb must be > 0 (the ridge term makes the system solvable), got {lamb}")
+    return float(lamb)
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Products run in float32 at least: fp16/bf16 weights are upcast, float64 stays float64."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def supports_float64(device: torch.device) -> bool:
+    """Whether tensors on ``device`` can be float64 (not on Apple's MPS)."""
+    return torch.device(device).type not in NO_FLOAT64_DEVICES
+
+
+def _in_float64(tensor: Tensor) -> Tensor:
+    """``tensor`` in float64: on its own device, or first moved to the CPU if that device has no float64."""
+    return (tensor if supports_float64(tensor.device) else tensor.cpu()).to(FACTOR_DTYPE)
 
 
 def ridge_factor(
@@ -52,14 +76,14 @@ def ridge_factor(
     r"""``M = C A^{-1}`` with ``A = lambda I + C^T C + s P^T P``, in float64 (``n x d``).
 
     Factors the smaller of the ``d x d`` and ``(n + m) x (n + m)`` systems with Cholesky; never inverts.
+    The factor lives on the keys' device, or on the CPU if that device has no float64.
     """
-    if not lamb > 0:
-        raise ValueError(f"lamb must be > 0 (the ridge term makes the system solvable), got {lamb}")
+    lamb = check_lambda(lamb)
     if keys.ndim != 2 or keys.shape[0] == 0:
         raise ValueError(f"keys must be a non-empty (n, d) matrix, got shape {tuple(keys.shape)}")
     _check_finite("keys", keys)
     n, d = keys.shape
-    stacked = keys.to(FACTOR_DTYPE)
+    stacked = _in_float64(keys)
     if preserve_keys is not None:
         if preserve_keys.ndim != 2 or preserve_keys.shape[1] != d:
             raise ValueError(
@@ -68,7 +92,7 @@ def ridge_factor(
         if not preserve_scale > 0:
             raise ValueError(f"preserve_scale must be > 0, got {preserve_scale}")
         _check_finite("preserve_keys", preserve_keys)
-        scaled = preserve_keys.to(device=keys.device, dtype=FACTOR_DTYPE) * preserve_scale**0.5
+        scaled = _in_float64(preserve_keys).to(stacked.device) * preserve_scale**0.5
         stacked = torch.cat([stacked, scaled])
     big_n = stacked.shape[0]
     if big_n < d:  # (lambda I_N + K K^T)^{-1} K
@@ -87,13 +111,49 @@ def ridge_factor(
 def apply_update(weight: Tensor, residuals: Tensor, factor: Tensor) -> Tensor:
     r"""``W + R^T M`` for residuals ``R = V - C W^T`` (``n x out``) and ``M = ridge_factor(C)``.
 
-    Computed in float32 (float64 for float64 weights) and returned in the weight's dtype.
+    Computed in float32 (float64 for float64 weights) on the weight's device and returned in the
+    weight's dtype. ``factor`` may sit on another device in float64: it is cast before it is moved.
     """
     work = compute_dtype(weight.dtype)
-    updated = torch.addmm(weight.to(work), residuals.to(work).T, factor.to(device=weight.device, dtype=work))
+    factor = factor.to(work).to(weight.device)
+    updated = torch.addmm(weight.to(work), residuals.to(device=weight.device, dtype=work).T, factor)
     updated = updated.to(weight.dtype)
     _check_finite("the solved weights", updated)
     return updated
+
+
+def _update_all(weights: Sequence[Tensor], residuals_of, factor: Tensor) -> list[Tensor]:
+    """``W + R^T M`` for every weight, ``residuals_of(index, weight, work_dtype)`` giving its ``R``.
+
+    The shared factor is cast and moved once per working dtype and device (not once per matrix).
+    """
+    cast: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+    solved = []
+    for index, weight in enumerate(weights):
+        work = compute_dtype(weight.dtype)
+        place = (work, weight.device)
+        if place not in cast:
+            cast[place] = factor.to(work).to(weight.device)
+        shared = cast[place]
+        solved.append(apply_update(weight, residuals_of(index, weight, work), shared))
+    return solved
+
+
+def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Tensor, lamb: float = 0.1) -> list[Tensor]:
+    r"""TIME's closed form for targets ``v_i = W c*_i``: ``W' = W + ((C* - C) W^T)^T M``, one ``M`` for all.
+
+    ``keys`` ``C`` and ``target_states`` ``C*`` are both ``(n, d)``; rows where ``c*_i = c_i`` add nothing
+    and are dropped before the products.
+    """
+    if keys.shape != target_states.shape:
+        raise ValueError(f"keys {tuple(keys.shape)} and target states {tuple(target_states.shape)} must match")
+    work = compute_dtype(keys.dtype)
+    shift = target_states.to(work) - keys.to(work)  # C* - C
+    moving = shift.abs().amax(dim=1) > 0
+    factor = ridge_factor(keys, lamb)
+    factor = factor[moving.to(factor.device)]
+    shift = shift[moving]
+    return _update_all(weights, lambda _, w, dtype: shift.to(device=w.device, dtype=dtype) @ w.to(dtype).T, factor)
 
 
 @overload
@@ -139,11 +199,10 @@ def closed_form(weights, keys, targets, lamb=0.1, preserve_keys=None, preserve_s
         _check_finite(f"weight {index}", weight)
         _check_finite(f"targets {index}", target)
     factor = ridge_factor(keys, lamb, preserve_keys, preserve_scale)
-    factor_by_dtype = {}
-    solved = []
-    for weight, target in zip(weight_list, target_list):
-        work = compute_dtype(weight.dtype)
-        residuals = target.to(work) - keys.to(device=weight.device, dtype=work) @ weight.to(work).T
-        cast = factor_by_dtype.setdefault(work, factor.to(work))  # cast the shared factor once
-        solved.append(apply_update(weight, residuals, cast))
+
+    def residuals(index: int, weight: Tensor, work: torch.dtype) -> Tensor:  # R = V - C W^T
+        target = target_list[index].to(device=weight.device, dtype=work)
+        return target - keys.to(device=weight.device, dtype=work) @ weight.to(work).T
+
+    solved = _update_all(weight_list, residuals, factor)
     return solved[0] if single else solved

@@ -48,7 +48,6 @@ class TrainConfig:
     code_weight: float = 1.0
     ema_decay: float = 0.999
     device: str = "auto"
-    threads: int = 0  # 0: leave torch's default
 
 
 def pick_device(name: str) -> torch.device:
@@ -87,8 +86,6 @@ def train_vae(vae, images: torch.Tensor, steps: int, device: torch.device) -> fl
 
 def train(config: TrainConfig, out: str | os.PathLike) -> dict:
     """Train all components from ``config.seed`` and save a diffusers pipeline folder at ``out``."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -164,7 +161,7 @@ def train(config: TrainConfig, out: str | os.PathLike) -> dict:
     pipe.to("cpu")
     summary = {
         "command": (f"timelab tinyworld train --seed {config.seed} --steps {config.steps} --batch-size "
-                    f"{config.batch_size} --device {config.device} --threads {config.threads}"),
+                    f"{config.batch_size} --device {config.device} --threads {torch.get_num_threads()}"),
         "config": asdict(config),
         "device": str(device),
         "train_seconds": round(time.time() - started, 1),
@@ -196,8 +193,7 @@ def save_pipeline(pipe, out: str | os.PathLike, summary: dict) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = TrainConfig(seed=args.seed, steps=args.steps, device=args.device, threads=args.threads,
-                         batch_size=args.batch_size)
+    config = TrainConfig(seed=args.seed, steps=args.steps, device=args.device, batch_size=args.batch_size)
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     summary = train(config, args.out)
@@ -217,6 +213,5 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help=f"output folder (default {MODEL_DIR})")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.set_defaults(run=_run)
     measure.register(commands)

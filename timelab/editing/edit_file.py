@@ -1,0 +1,137 @@
+"""The edit file: an edit's matrices and settings as safetensors, and loading one back into a model.
+
+An edit file holds only the edited matrices (no pickle) and metadata: the prompts, the
+:class:`~timelab.editing.settings.EditSettings`, the shapes, and digests of every matrix the edit was
+made from. A digest is a SHA-256 of the matrix's bytes, so it tells apart two models whose matrices
+merely have equal norms. It is kept for the dtype the edit was made in and for each half precision
+below it: a float16 load of a float32 checkpoint is the float32 weights cast to float16, so an edit
+made in float32 on a CPU is recognised by the same model loaded in float16 on a GPU, and vice versa.
+:func:`load_edit` makes every check before it touches the model: a refused file leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from ..files import atomic_path
+from .edit import Edit, active_edits, reset_edits, weights_without_edits
+from .layers import projections, select_layers
+from .settings import EditSettings
+
+FORMAT = "timelab-edit/2"
+DTYPES = {str(dtype): dtype for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)}
+HALF = (torch.float16, torch.bfloat16)
+
+
+def weight_digest(weight: Tensor, dtype: torch.dtype | None = None) -> str:
+    """SHA-256 (first 32 hex digits) of ``weight``'s bytes, cast to ``dtype`` first when given."""
+    data = weight.detach().to(dtype or weight.dtype).contiguous().cpu()
+    return hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest()[:32]
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _model_name(pipe) -> str:
+    return str(getattr(pipe, "name_or_path", None) or type(pipe).__name__)
+
+
+def metadata(edit: Edit) -> dict[str, str]:
+    """The edit file's metadata (all strings, as safetensors requires)."""
+    dtype = next(iter(edit.original.values())).dtype
+    return {
+        "format": FORMAT,
+        "timelab_version": _version(),
+        "model": _model_name(edit.pipe),
+        "pipeline": type(edit.pipe).__name__,
+        "source": json.dumps(edit.source),
+        "destination": json.dumps(edit.destination),
+        "settings": edit.settings.to_json(),
+        "stacked": json.dumps(edit.stacked),
+        "dtype": str(dtype),
+        "shapes": json.dumps({n: list(w.shape) for n, w in edit.edited.items()}),
+        "digests": json.dumps({str(d): {n: weight_digest(w, d) for n, w in edit.original.items()}
+                               for d in (dtype, *(h for h in HALF if dtype not in HALF))}),
+    }
+
+
+def save_edit(edit: Edit, path: str | os.PathLike) -> Path:
+    """Write the edited matrices and metadata as safetensors (atomically: no half-written file)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"edit files are safetensors: name it like 'edit.safetensors', got {path.name!r}")
+    tensors = {name: weight.detach().contiguous().cpu() for name, weight in edit.edited.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata(edit))
+    return path
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no edit file at {path}")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+        if meta.get("format") != FORMAT:
+            older = str(meta.get("format", "")).startswith("timelab-edit/")
+            raise ValueError(f"{path} is not a timelab edit file of this version (format {meta.get('format')!r}, "
+                             f"expected {FORMAT!r})" + ("; make it again with time_edit and Edit.save" if older else ""))
+        return meta, {name: handle.get_tensor(name) for name in handle.keys()}
+
+
+def _problems(pipe, path: Path, meta: dict[str, str], stack: bool) -> tuple[dict, str | None]:
+    """The model's projections, and what is wrong with loading the file into them (None: nothing)."""
+    available = projections(select_layers(pipe.unet))
+    made_for = f"made for another model ({meta['model']}, {meta['pipeline']})"
+    shapes = json.loads(meta["shapes"])
+    wrong = [f"{name}: file {shape}, model " + (str(list(available[name].weight.shape)) if name in available
+                                                else "has no such layer")
+             for name, shape in shapes.items()
+             if name not in available or list(available[name].weight.shape) != shape]
+    if wrong:
+        return available, f"{path} was {made_for}: " + "; ".join(wrong[:3]) + ". Load it into the model it was made for."
+    base = ({n: available[n].weight for n in shapes} if stack else weights_without_edits(pipe, list(shapes)))
+    digests = json.loads(meta["digests"])
+    here = str(next(iter(base.values())).dtype)
+    dtype = DTYPES[here if here in digests else meta["dtype"]]  # compare in this model's dtype if the file can
+    differ = [n for n, digest in digests[str(dtype)].items() if weight_digest(base[n], dtype) != digest]
+    if differ:
+        hint = (" It was made on top of another edit (stacked): apply that one first, then this one with "
+                "stack=True." if json.loads(meta["stacked"]) else "")
+        return available, (f"{path} was {made_for}: the original weights differ from this model's "
+                           f"in {len(differ)} of {len(shapes)} matrices (first: {differ[0]}).{hint} "
+                           "Load it into the model it was made for.")
+    return available, None
+
+
+def load_edit(pipe, path: str | os.PathLike, stack: bool = False) -> Edit:
+    """Apply an edit saved by :meth:`Edit.save` to ``pipe``; refuses files made for another model.
+
+    Every check runs before the model is touched, so a refused file leaves any active edit in place.
+    Unless ``stack``, active edits are undone first (the file was made from the original weights).
+    """
+    path = Path(path)
+    meta, tensors = _read(path)
+    available, problem = _problems(pipe, path, meta, stack)
+    if problem:
+        raise ValueError(problem)
+    stacked = stack and bool(active_edits(pipe))
+    if not stack:
+        reset_edits(pipe)
+    original = {name: available[name].weight.detach().clone() for name in tensors}
+    edited = {name: tensor.to(device=original[name].device, dtype=original[name].dtype)
+              for name, tensor in tensors.items()}
+    edit = Edit(pipe=pipe, source=json.loads(meta["source"]), destination=json.loads(meta["destination"]),
+                settings=EditSettings.from_json(meta["settings"]), original=original, edited=edited,
+                stacked=stacked)
+    return edit.activate()  # the digests were just checked against these very weights
