@@ -10,11 +10,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test
+.PHONY: install demo test figures
 install: $(VENV)/.installed
 
+# The demo's figure goes to build/ (ignored by git): the committed figures/demo.png comes from `make figures`.
 demo: install
-	$(VENV)/bin/timelab demo
+	TIMELAB_FIGURES_DIR=build/figures $(VENV)/bin/timelab demo
 
 test: install
 	$(VENV)/bin/python -m pytest
+
+# Regenerate the committed figures: every notebook's and the demo's (the eval figures come from the
+# `timelab eval` commands in benchmarks/results/*.md).
+figures: install
+	TIMELAB_FIGURES_DIR=$(CURDIR)/figures $(VENV)/bin/python scripts/execute_notebooks.py
+	TIMELAB_FIGURES_DIR=$(CURDIR)/figures $(VENV)/bin/timelab demo

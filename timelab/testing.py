@@ -12,16 +12,11 @@ import os
 from typing import Literal
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    StableDiffusionPipeline,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
+from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from .clip_tokenizer import END_TOKEN, build_clip_tokenizer
+from .schedulers import sampling_scheduler
 
 Flavour = Literal["sd1", "sd2", "sdxl"]
 
@@ -76,8 +71,7 @@ def _tiny_unet(cross_attention_dim: int, **extra) -> UNet2DConditionModel:
 def tiny_pipeline(flavour: Flavour = "sd1", seed: int = 0, bpe_path: str | os.PathLike | None = None):
     """A tiny random-weight pipeline of the given flavour with Stable Diffusion's real tokenizer."""
     torch.manual_seed(seed)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    scheduler = sampling_scheduler()
     if flavour in ("sd1", "sd2"):
         width = TINY_TEXT_WIDTH[flavour]
         pad = END_TOKEN if flavour == "sd1" else "!"
@@ -144,9 +138,7 @@ def sd14_shaped_pipeline(seed: int = 0, bpe_path: str | os.PathLike | None = Non
         layers_per_block=2,
         sample_size=512,
     )
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     return StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=build_clip_tokenizer(bpe_path), unet=unet,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        scheduler=sampling_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )

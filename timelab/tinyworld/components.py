@@ -9,14 +9,14 @@
 
 from __future__ import annotations
 
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from ..schedulers import sampling_scheduler
 from . import spec
 
 TEXT_WIDTH = 64
 LATENT_CHANNELS = 4
-SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
 
 def text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
@@ -47,14 +47,6 @@ def vae() -> AutoencoderKL:
         latent_channels=LATENT_CHANNELS, norm_num_groups=8, sample_size=spec.IMAGE_SIZE,
         mid_block_add_attention=False,
     )
-
-
-def training_scheduler() -> DDPMScheduler:
-    return DDPMScheduler(**SCHEDULE, clip_sample=False)
-
-
-def sampling_scheduler() -> DDIMScheduler:
-    return DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
 
 
 def pipeline(tokenizer, text_encoder, unet, vae) -> StableDiffusionPipeline:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..schedulers import training_scheduler
 from . import components
 from .caption_code import attribute_basis, caption_code
 from .captions import sample_example
@@ -95,7 +96,7 @@ def train(config: TrainConfig, out: str | os.PathLike) -> dict:
     text_encoder = components.text_encoder(tokenizer).to(device)
     unet = components.unet().to(device)
     vae = components.vae()
-    scheduler = components.training_scheduler()
+    scheduler = training_scheduler()
 
     scenes = all_scenes()
     scene_index = {s: i for i, s in enumerate(scenes)}
