@@ -11,6 +11,8 @@ import nbformat
 import pytest
 import torch
 
+import timelab
+
 from timelab import notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,15 +56,45 @@ def test_default_model_on_a_cpu_is_tinyworld_when_shipped(monkeypatch, tmp_path)
     assert notebook.default_model() == "tinyworld"
 
 
-def test_tiny_random_model_is_an_editable_pipeline():
-    threads = torch.get_num_threads()
-    try:
-        pipe = notebook.load_model(notebook.TINY_RANDOM)
-    finally:
-        torch.set_num_threads(threads)  # load_model sets one thread for tiny models on a CPU
-    from timelab.editing import cross_attention_layers
+def test_loading_changes_no_global_setting():
+    """Loading a model (or importing timelab's figure helpers) leaves torch's threads and matplotlib alone."""
+    import matplotlib
 
+    threads, backend = torch.get_num_threads(), matplotlib.get_backend()
+    torch.set_num_threads(2)
+    try:
+        import timelab.viz  # noqa: F401
+
+        for name in ("tinyworld", "tiny-random"):
+            timelab.load_pipeline(name, device="cpu")
+            assert torch.get_num_threads() == 2, f"loading {name} changed torch's thread count"
+        assert matplotlib.get_backend() == backend
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name, flavour_width", [("tiny-random", 32), ("tiny-random-sd2", 48),
+                                                 ("tiny-random-sdxl", 64), ("sd14-random", 768)])
+def test_every_random_model_name_loads_an_editable_pipeline(name, flavour_width):
+    from timelab.editing import cross_attention_layers, text_width
+
+    pipe = timelab.load_pipeline(name, device="cpu")
     assert len(cross_attention_layers(pipe.unet)) > 0 and pipe.tokenizer.model_max_length == 77
+    assert text_width(pipe.unet) == flavour_width
+
+
+def test_loading_is_quiet(capfd):
+    """No library warnings or loading bars: a learner sees only what timelab prints."""
+    import subprocess
+    import sys
+
+    code = "import timelab; timelab.load_pipeline('tinyworld', device='cpu'); print('done')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "done\n" and result.stderr == "", result.stderr[-2000:]
+    verbose = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**__import__("os").environ, "TIMELAB_VERBOSE": "1"})
+    assert "Loading pipeline components" in verbose.stderr, "--verbose / TIMELAB_VERBOSE=1 shows them"
 
 
 # ---------------------------------------------------------------------------------- exercise checks
