@@ -56,6 +56,19 @@ def warn_unknown_words(pipe, prompts: Sequence[str]) -> list[str]:
 
 
 @torch.no_grad()
+def preserved_keys(pipe, prompts: Sequence[str], sources: Sequence[str]) -> Tensor:
+    """Every text state of the prompts to preserve, ``(len(prompts) * max_length, d)``.
+
+    A prompt that is also one of the edit's sources is refused: it cannot both move and stay put.
+    """
+    clash = sorted(set(prompts) & set(sources))
+    if clash:
+        raise ValueError(f"{', '.join(map(repr, clash))} is both edited and preserved: leave it out of preserve")
+    states = encode_prompts(pipe, list(prompts))
+    return states.reshape(-1, states.shape[-1])
+
+
+@torch.no_grad()
 def keys_and_aligned_states(pipe, pairs: list[tuple[str, str]]) -> tuple[Tensor, Tensor]:
     """TIME's keys ``C`` (every source text state) and the aligned destination states ``C*_pi``.
 

@@ -12,7 +12,9 @@ from .solver import check_lambda
 @dataclass(frozen=True)
 class EditSettings:
     """``lamb``: ridge strength; ``edit_keys``/``edit_values``: which projections (``to_k``/``to_v``);
-    ``augment``/``prefixes``: the paper's prompt prefixes; ``layers``: layer names or prefixes (None: all)."""
+    ``augment``/``prefixes``: the paper's prompt prefixes; ``layers``: layer names or prefixes (None: all);
+    ``preserve``/``preserve_weight``: prompts whose keys and values should stay put, and the weight of
+    that term (see :func:`timelab.editing.solver.ridge_factor`)."""
 
     lamb: float = 0.1
     edit_keys: bool = True
@@ -20,12 +22,18 @@ class EditSettings:
     augment: bool = True
     prefixes: tuple[str, ...] = field(default=AUGMENTATION_PREFIXES)
     layers: tuple[str, ...] | None = None
+    preserve: tuple[str, ...] = ()
+    preserve_weight: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lamb", check_lambda(self.lamb))
         object.__setattr__(self, "prefixes", tuple(self.prefixes) if self.augment else ())
         if self.layers is not None:
             object.__setattr__(self, "layers", (self.layers,) if isinstance(self.layers, str) else tuple(self.layers))
+        preserve = (self.preserve,) if isinstance(self.preserve, str) else tuple(self.preserve)
+        object.__setattr__(self, "preserve", preserve)
+        if not self.preserve_weight > 0:
+            raise ValueError(f"preserve_weight must be > 0 (it weighs the preserved prompts), got {self.preserve_weight}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

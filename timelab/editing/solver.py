@@ -139,18 +139,20 @@ def _update_all(weights: Sequence[Tensor], residuals_of, factor: Tensor) -> list
     return solved
 
 
-def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Tensor, lamb: float = 0.1) -> list[Tensor]:
+def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Tensor, lamb: float = 0.1,
+                     preserve_keys: Tensor | None = None, preserve_scale: float = 1.0) -> list[Tensor]:
     r"""TIME's closed form for targets ``v_i = W c*_i``: ``W' = W + ((C* - C) W^T)^T M``, one ``M`` for all.
 
     ``keys`` ``C`` and ``target_states`` ``C*`` are both ``(n, d)``; rows where ``c*_i = c_i`` add nothing
-    and are dropped before the products.
+    and are dropped before the products. Preserved keys ``P`` (targets ``W p_j``, their current outputs)
+    have zero residual: they enter only through ``M = C (lambda I + C^T C + s P^T P)^{-1}``.
     """
     if keys.shape != target_states.shape:
         raise ValueError(f"keys {tuple(keys.shape)} and target states {tuple(target_states.shape)} must match")
     work = compute_dtype(keys.dtype)
     shift = target_states.to(work) - keys.to(work)  # C* - C
     moving = shift.abs().amax(dim=1) > 0
-    factor = ridge_factor(keys, lamb)
+    factor = ridge_factor(keys, lamb, preserve_keys, preserve_scale)
     factor = factor[moving.to(factor.device)]
     shift = shift[moving]
     return _update_all(weights, lambda _, w, dtype: shift.to(device=w.device, dtype=dtype) @ w.to(dtype).T, factor)

@@ -9,7 +9,7 @@ import torch
 
 from .alignment import AUGMENTATION_PREFIXES
 from .edit import Edit, active_edits, reset_edits
-from .keys import edit_pairs, keys_and_aligned_states, warn_unknown_words
+from .keys import edit_pairs, keys_and_aligned_states, preserved_keys, warn_unknown_words
 from .layers import projections, select_layers
 from .settings import EditSettings
 from .solver import solve_for_states
@@ -34,6 +34,8 @@ def time_edit(
     augment: bool = True,
     stack: bool = False,
     prefixes: Sequence[str] = AUGMENTATION_PREFIXES,
+    preserve: Sequence[str] | None = None,
+    preserve_weight: float = 1.0,
 ) -> Edit:
     """Edit ``pipe`` in place so that ``source`` is read as ``destination`` (TIME, closed form).
 
@@ -41,23 +43,31 @@ def time_edit(
     With ``augment`` each pair is also used with the paper's prefixes ("A photo of ", ...), all with
     equal weight. ``layers`` restricts the edit to cross-attention layers by name or name prefix.
     Unless ``stack`` is set, any active edit is undone first, so the edit starts from the original
-    weights. Words the tokenizer does not know raise an :class:`~timelab.editing.keys.UnknownWordsWarning`.
+    weights. ``preserve`` lists prompts whose keys and values should stay as they are: their text states
+    join the key system with their current projections as targets, weighted by ``preserve_weight``
+    (the generalised objective ``+ s sum_j ||W' p_j - W p_j||^2``; one solve, as before).
+    Words the tokenizer does not know raise an :class:`~timelab.editing.keys.UnknownWordsWarning`.
     Every check runs before the model is touched. Returns the applied :class:`Edit`;
     ``with time_edit(...):`` undoes it on exit.
     """
     sources, destinations = _as_list(source, "source"), _as_list(destination, "destination")
     if len(sources) != len(destinations):
         raise ValueError(f"got {len(sources)} source prompts but {len(destinations)} destinations")
+    if preserve is not None and not list(preserve):
+        raise ValueError("preserve is empty: give at least one prompt to preserve, or leave preserve out")
     settings = EditSettings(lamb, edit_keys, edit_values, augment, tuple(prefixes),
-                            None if layers is None else tuple(layers))
+                            None if layers is None else tuple(layers), tuple(preserve or ()), preserve_weight)
     targets = projections(select_layers(pipe.unet, settings.layers), edit_keys, edit_values)
     started = time.perf_counter()
-    keys, aligned = keys_and_aligned_states(pipe, edit_pairs(sources, destinations, augment, settings.prefixes))
-    warn_unknown_words(pipe, sources + destinations)
+    pairs = edit_pairs(sources, destinations, augment, settings.prefixes)
+    keys, aligned = keys_and_aligned_states(pipe, pairs)
+    kept = preserved_keys(pipe, settings.preserve, [s for s, _ in pairs]) if settings.preserve else None
+    warn_unknown_words(pipe, sources + destinations + list(settings.preserve))
     encoded = time.perf_counter()
     if not stack:
         reset_edits(pipe)  # only now: a bad prompt pair above leaves the active edit in place
-    solved_weights = solve_for_states([linear.weight for linear in targets.values()], keys, aligned, settings.lamb)
+    solved_weights = solve_for_states([linear.weight for linear in targets.values()], keys, aligned, settings.lamb,
+                                      kept, settings.preserve_weight)
     solved = time.perf_counter()
     edit = Edit(
         pipe=pipe, source=sources, destination=destinations, settings=settings,
