@@ -66,3 +66,21 @@ def test_bad_preservation_is_refused_and_changes_nothing(sd1_pipe, preserving, w
     assert active.active
     for name, weight in before.items():
         assert torch.equal(sd1_pipe.unet.get_submodule(name).weight, weight)
+
+
+# ------------------------------------------------------------------------------------ leakage
+def test_leakage_is_the_relative_change_of_the_projected_states(sd1_pipe):
+    import timelab
+
+    prompts = ["a pack of roses", "a red car", "a bowl of tulips"]
+    with time_edit(sd1_pipe, SOURCE, DESTINATION) as edit:
+        predicted = timelab.leakage(edit, prompts, batch_size=2)
+        for k, prompt in enumerate(prompts):  # directly: every position, every matrix
+            states = encode_prompts(sd1_pipe, [prompt])[0].double()
+            change = sum(((edit.edited[n].double() - edit.original[n].double()) @ states.T).norm() ** 2
+                         for n in edit.layer_names)
+            size = sum((edit.original[n].double() @ states.T).norm() ** 2 for n in edit.layer_names)
+            assert predicted[k].item() == pytest.approx((change / size).sqrt().item(), rel=1e-6)
+    assert predicted[0] > predicted[1] and predicted[0] > predicted[2], "the edited prompt moves most"
+    with pytest.raises(ValueError, match="at least one prompt"):
+        timelab.leakage(edit, [])

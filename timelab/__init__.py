@@ -3,10 +3,10 @@
 __version__ = "0.1.0"
 
 from .attention import AttentionRecorder
-from .editing import Edit, align_tokens, closed_form, load_edit, reset_edits, time_edit
+from .editing import Edit, align_tokens, closed_form, leakage, load_edit, reset_edits, time_edit
 from .models import load_pipeline
 
 __all__ = [
-    "AttentionRecorder", "Edit", "__version__", "align_tokens", "closed_form", "load_edit", "load_pipeline",
+    "AttentionRecorder", "Edit", "__version__", "align_tokens", "closed_form", "leakage", "load_edit", "load_pipeline",
     "reset_edits", "time_edit",
 ]

@@ -1,10 +1,12 @@
 """TIME's edit engine, in the order data flows: prompts and alignment -> keys and target states ->
-closed-form solver -> the applied :class:`Edit` (undo, stack) -> the edit file (save, load)."""
+closed-form solver -> the applied :class:`Edit` (undo, stack) -> the edit file (save, load); and the
+leakage an edit predicts for any prompt."""
 
 from .alignment import AUGMENTATION_PREFIXES, align_tokens, augment_prompt
 from .edit import Edit, active_edits, reset_edits
 from .edit_file import load_edit
 from .keys import UnknownWordsWarning, edit_pairs, keys_and_aligned_states
+from .leakage import leakage
 from .layers import cross_attention_layers, projections, select_layers, text_width
 from .prompts import encode_prompts, tokenizers, unknown_words
 from .settings import EditSettings
@@ -14,6 +16,6 @@ from .time_edit import time_edit
 __all__ = [
     "AUGMENTATION_PREFIXES", "Edit", "EditSettings", "UnknownWordsWarning", "active_edits", "align_tokens",
     "apply_update", "augment_prompt", "closed_form", "cross_attention_layers", "edit_pairs", "encode_prompts",
-    "keys_and_aligned_states", "load_edit", "projections", "reset_edits", "ridge_factor", "select_layers",
+    "keys_and_aligned_states", "leakage", "load_edit", "projections", "reset_edits", "ridge_factor", "select_layers",
     "solve_for_states", "text_width", "time_edit", "tokenizers", "unknown_words",
 ]
