@@ -164,3 +164,26 @@ def test_rejects_non_finite_input_and_output():
     tiny_keys = torch.full((5, 8), 1e-3, dtype=torch.float16)  # fitting big targets needs a huge W'
     with pytest.raises(ValueError, match="solved weights contains NaN"):
         closed_form(W.half(), tiny_keys, torch.full((5, 3), 6e4, dtype=torch.float16), lamb=1e-8)
+
+
+@pytest.mark.parametrize("n_moving", [5, 40], ids=["few-keys: through R and M", "many-keys: through Q"])
+def test_targets_from_states_match_the_normal_equations_on_both_routes(n_moving):
+    """solve_for_states (targets W c*_i) takes the n-route for few moving keys and the d x d route for many."""
+    from timelab.editing import solve_for_states
+
+    g = torch.Generator().manual_seed(4)
+    n, d, lamb = 60, 16, 0.2
+    C = torch.randn(n, d, generator=g, dtype=F64)
+    Cstar = C.clone()
+    Cstar[:n_moving] += torch.randn(n_moving, d, generator=g, dtype=F64)  # the rest are already met
+    P = torch.randn(7, d, generator=g, dtype=F64)
+    weights = [torch.randn(out, d, generator=g, dtype=F64) for out in (8, 24)]
+    solved = solve_for_states(weights, C, Cstar, lamb, preserve_keys=P, preserve_scale=2.0)
+    for W, Wp in zip(weights, solved):
+        expected = normal_equation_solution(W, C, Cstar @ W.T, lamb, P, 2.0)
+        torch.testing.assert_close(Wp, expected, rtol=1e-10, atol=1e-10)
+    f32 = solve_for_states([w.float() for w in weights], C.float(), Cstar.float(), lamb)
+    for W, Wp in zip(weights, f32):
+        expected = normal_equation_solution(W, C, Cstar @ W.T, lamb)
+        assert Wp.dtype == torch.float32
+        torch.testing.assert_close(Wp.double(), expected, rtol=1e-4, atol=1e-4)

@@ -146,6 +146,11 @@ def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Ten
     ``keys`` ``C`` and ``target_states`` ``C*`` are both ``(n, d)``; rows where ``c*_i = c_i`` add nothing
     and are dropped before the products. Preserved keys ``P`` (targets ``W p_j``, their current outputs)
     have zero residual: they enter only through ``M = C (lambda I + C^T C + s P^T P)^{-1}``.
+
+    Because every target is ``W`` applied to a state, ``R^T M = W (C* - C)^T M = W Q`` with the ``d x d``
+    matrix ``Q = (C* - C)^T M``. Each matrix then costs ``2 n d out`` multiply-adds through ``R`` and
+    ``M``, or ``d^2 out`` through ``Q``: with more than ``d / 2`` moving keys (many edits at once) ``Q`` is
+    formed once and every matrix is updated as ``W + W Q``, whatever the number of keys.
     """
     if keys.shape != target_states.shape:
         raise ValueError(f"keys {tuple(keys.shape)} and target states {tuple(target_states.shape)} must match")
@@ -155,6 +160,9 @@ def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Ten
     factor = ridge_factor(keys, lamb, preserve_keys, preserve_scale)
     factor = factor[moving.to(factor.device)]
     shift = shift[moving]
+    if shift.shape[0] > keys.shape[1] // 2:  # W + W Q: "residuals" W^T (d x out) against the factor Q
+        q = _in_float64(shift).to(factor.device).T @ factor
+        return _update_all(weights, lambda _, w, dtype: w.to(dtype).T, q)
     return _update_all(weights, lambda _, w, dtype: shift.to(device=w.device, dtype=dtype) @ w.to(dtype).T, factor)
 
 
