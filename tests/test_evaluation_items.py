@@ -35,11 +35,49 @@ def test_edit_item_prompts_say_what_they_should(item):
     assert len({p for p, _ in item.related} | {p for p, _ in item.unrelated}) == 10
 
 
-def test_sources_align_with_destinations_in_the_real_tokenizer(clip_tokenizer):
+def tinyworld_pairs():
+    """(source, destination) of every item, and (prompt, edited or leaked form) of every related/unrelated pair."""
+    pairs = []
+    for item in edit_items():
+        pairs += [(item.source, item.destination), *item.related, *item.unrelated]
+    pairs += [(item.source, item.destination) for item in bias_items()]
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def tinyworld_tokenizer():
+    """The tokenizer TinyWorld's pipeline (and so the edit) uses: its own, not CLIP's."""
+    from timelab.tinyworld.tokenizer import build_tokenizer
+
+    return build_tokenizer()
+
+
+def test_sources_align_with_destinations_in_tinyworld_tokenizer(tinyworld_tokenizer):
+    """Every destination is its source with the colour word inserted, and TIME's alignment finds it.
+
+    Checked from the token ids alone: the destination's ids with one colour token removed are the
+    source's ids; the alignment sends every source token (start and end included) to an equal
+    destination token, in order, and skips exactly that colour token.
+    """
     from timelab import align_tokens
 
-    for item in edit_items() + bias_items():
-        align_tokens(clip_tokenizer, item.source, item.destination)  # raises when not a subsequence
+    tok = tinyworld_tokenizer
+    colour_ids = {tok(c, add_special_tokens=False).input_ids[0]: c for c in spec.COLOURS}
+    assert all(len(tok(c, add_special_tokens=False).input_ids) == 1 for c in spec.COLOURS)
+    for source, destination in tinyworld_pairs():
+        src, dst = tok(source).input_ids, tok(destination).input_ids
+        assert src[0] == dst[0] == tok.bos_token_id and src[-1] == dst[-1] == tok.eos_token_id
+        inserted = [j for j in range(len(dst)) if dst[:j] + dst[j + 1:] == src]
+        assert inserted, f"{destination!r} is not {source!r} with one token inserted"
+        j = inserted[0]
+        assert dst[j] in colour_ids and colour_ids[dst[j]] == stated_attributes(destination)["colour"]
+
+        mapping = align_tokens(tok, source, destination)
+        assert len(mapping) == tok.model_max_length
+        n = len(src)
+        assert [dst[p] for p in mapping[:n]] == src, f"{source!r}: a source token aligned to another token"
+        assert all(a < b for a, b in zip(mapping[:n], mapping[1:n])), "aligned in order"
+        assert sorted(set(range(len(dst))) - set(mapping[:n])) == [j], "only the colour word is left out"
 
 
 def test_bias_set_is_the_two_way_kind_towards_its_minority():
