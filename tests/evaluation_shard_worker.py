@@ -35,7 +35,7 @@ def main(output: str, log_dir: str) -> None:
     items = edit_items()[:3]
     judge = PixelJudge(Path(log_dir) / f"rank{rank}.txt")
     settings = GenerationSettings(steps=2, height=8, width=8, batch_size=6)
-    evaluate(pipe, items, output, judge, seeds=2, lambdas=[0.1], settings=settings, figure="shard_test.png")
+    evaluate(pipe, items, output, judge, seeds=2, lambdas=[0.1], settings=settings)
 
 
 if __name__ == "__main__":

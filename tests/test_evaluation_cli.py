@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import shutil
+from pathlib import Path
 
+import pytest
 import torch
 from conftest import TIMED_DIR, needs_timed
 
@@ -54,3 +59,44 @@ def test_eval_command_with_clip_judge_on_saved_tiny_models(tmp_path, sd1_pipe, c
     assert (f"Command: `timelab eval --model {tmp_path / 'sd'} --dataset {items} --seeds 2 --lamb 0.1 1 --judge clip "
             f"--clip-model {tmp_path / 'clip'} --steps 2 --size 8 --output {output}`") in summary
     assert (tmp_path / "figures" / "eval_out.png").is_file()
+
+
+def test_model_defaults_are_one_table_and_fill_only_what_is_not_given():
+    from timelab.evaluation import GenerationSettings
+    from timelab.evaluation.evaluate import MODEL_DEFAULTS, model_defaults
+    from timelab.tinyworld import MODEL_DIR, STEPS
+
+    tiny, other = model_defaults("tinyworld"), model_defaults("CompVis/stable-diffusion-v1-4")
+    assert (tiny.judge, tiny.steps, tiny.weights) == ("oracle", STEPS, MODEL_DIR) and other is MODEL_DEFAULTS["*"]
+    assert (other.judge, other.steps, other.weights) == ("clip", None, None)
+    assert tiny.settings(GenerationSettings()) == GenerationSettings(steps=STEPS)
+    given = GenerationSettings(steps=10, guidance_scale=1.0, batch_size=4)
+    assert tiny.settings(given) == given and other.settings(GenerationSettings()) == GenerationSettings()
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+@pytest.mark.parametrize("name", ["tinyworld_eval", "tinyworld_bias", "tinyworld_bias_guidance1"])
+def test_shipped_results_resume_with_their_own_command_and_report_the_same_table(name, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """The command in each shipped summary, run again on a copy of its results, finds every item done
+    (nothing is drawn) and renders the table it shows."""
+    evaluate_module = importlib.import_module("timelab.evaluation.evaluate")  # the package's `evaluate` is the function
+
+    def nothing_left(*args, **kwargs):
+        raise AssertionError("a finished run must not evaluate any item again")
+
+    monkeypatch.setattr(evaluate_module, "evaluate_edit_item", nothing_left)
+    monkeypatch.setattr(evaluate_module, "evaluate_bias_item", nothing_left)
+    monkeypatch.setenv("TIMELAB_FIGURES_DIR", str(tmp_path / "figures"))
+    shipped = (RESULTS / f"{name}.md").read_text()
+    output = tmp_path / f"{name}.jsonl"
+    shutil.copy(RESULTS / f"{name}.jsonl", output)
+    words = re.search(r"Command: `timelab (.*)`", shipped).group(1).split()
+    words[words.index("--output") + 1] = str(output)
+    assert main(words) == 0
+    table = shipped.split("\n\n")[1]
+    assert table.startswith("| ") and table in capsys.readouterr().out
+    assert table in output.with_suffix(".md").read_text()
+    assert (tmp_path / "figures" / f"eval_{name}.png").is_file()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
@@ -9,7 +12,7 @@ from timelab.evaluation import (
     BiasItem, EditItem, delta, evaluate_bias_item, evaluate_edit_item, item_score, search_lambda,
     summarize_bias, summarize_edits,
 )
-from timelab.evaluation.metrics import per_seed
+from timelab.evaluation.metrics import Estimate, per_seed, wilson
 
 
 def test_item_score_averages_prompts_per_seed_then_seeds():
@@ -49,10 +52,44 @@ def test_summary_is_mean_over_items_with_sem():
     ]
     summary = summarize_edits(records)["TIME (lambda=0.1)"]
     # Item scores by hand: efficacy 1.0 and 0.5; generality 0.25 and 1.0; specificity 1.0 and 0.75.
-    # SEM of two values a, b = |a - b| / 2.
-    assert summary["efficacy"] == pytest.approx((0.75, 0.25))
-    assert summary["generality"] == pytest.approx((0.625, 0.375))
-    assert summary["specificity"] == pytest.approx((0.875, 0.125))
+    # SEM of two values a, b = |a - b| / 2; the interval is mean -+ SEM.
+    assert summary["efficacy"] == pytest.approx((0.75, 0.5, 1.0, 0.25))
+    assert summary["generality"] == pytest.approx((0.625, 0.25, 1.0, 0.375))
+    assert summary["specificity"] == pytest.approx((0.875, 0.75, 1.0, 0.125))
+
+
+def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
+    """The p' where the score test just stops rejecting: (k/n - p')^2 = z^2 p' (1 - p') / n, a quadratic
+    (1 + z^2/n) p'^2 - (2 k/n + z^2/n) p' + (k/n)^2 = 0, solved by numpy's polynomial roots."""
+    z2, p = 1.959963984540054 ** 2, k / n
+    roots = np.roots([1 + z2 / n, -(2 * p + z2 / n), p * p]).real
+    return float(roots.min()), float(roots.max())
+
+
+@pytest.mark.parametrize("k, n, published", [(8, 10, (0.4902, 0.9433)), (0, 6, (0.0, 0.3903)),
+                                              (6, 6, (0.6097, 1.0)), (1, 2, (0.0945, 0.9055)),
+                                              (0, 5, None), (7, 7, None), (37, 80, None), (79, 80, None)])
+def test_wilson_interval_matches_the_quadratic_and_known_values(k, n, published):
+    low, high = wilson(k, n)
+    assert (low, high) == pytest.approx(wilson_by_hand(k, n), abs=1e-9)
+    if published:
+        assert (low, high) == pytest.approx(published, abs=5e-5)
+    assert 0 <= low <= k / n <= high <= 1, "the interval holds the share itself, also at 0 and 1 exactly"
+    # Wider than nothing where the normal approximation collapses, narrower with more images.
+    assert high - low > 0 and wilson(10 * k, 10 * n)[1] - wilson(10 * k, 10 * n)[0] < high - low
+    with pytest.raises(ValueError):
+        wilson(n + 1, n)
+
+
+def test_one_item_is_summarised_by_wilson_over_its_pooled_images():
+    row = {"model": "TIME", "lamb": 10.0, "efficacy": [[1, 1, 1, 1, 0, 1, 1, 1, 1, 1]],
+           "generality": [[1, 1, 1], [1, 0, 1]], "specificity": [[1, 1, 1], [1, 1, 1]]}
+    summary = summarize_edits([{"rows": [row]}])["TIME (lambda=10)"]
+    assert summary["efficacy"] == pytest.approx((0.9, *wilson_by_hand(9, 10), None))
+    # Hits pooled over prompts and seeds: 5 of 6 images.
+    assert summary["generality"] == pytest.approx((5 / 6, *wilson_by_hand(5, 6), None))
+    assert summary["specificity"].sem is None and summary["specificity"].low == pytest.approx(wilson_by_hand(6, 6)[0])
+    assert math.isclose(summary["specificity"].high, 1.0)
 
 
 ITEM = EditItem(
@@ -137,10 +174,49 @@ def test_report_tables_show_the_hand_computed_numbers():
     # Per prompt: before, the one prompt's Delta is 0.5; after, both prompts are 2 of 4: 0 and 0.
     assert ("| a cross -> a yellow cross | 3e+03 | yellow 0.25 / purple 0.75 | 0.50 | 0.50 | "
             "yellow 0.50 / purple 0.50 | 0.00 | 0.00 |") in table
-    summary = {"oracle": {m: (1.0, 0.0) for m in ("efficacy", "generality", "specificity")},
-               "TIME (lambda=10)": {"efficacy": (0.5, 0.125), "generality": (0.25, 0.0), "specificity": (1.0, 0.0)},
-               "TIME (lambda=0.1)": {"efficacy": (0.875, 0.0), "generality": (0.5, 0.0), "specificity": (0.9, 0.0)},
-               "unedited": {m: (0.0, 0.0) for m in ("efficacy", "generality", "specificity")}}
-    rows = edits_table(summary).splitlines()[2:]
+    def over_items(mean, sem):
+        return Estimate(mean, mean - sem, mean + sem, sem)
+
+    summary = {"oracle": {m: over_items(1.0, 0.0) for m in ("efficacy", "generality", "specificity")},
+               "TIME (lambda=10)": {"efficacy": over_items(0.5, 0.125), "generality": over_items(0.25, 0.0),
+                                    "specificity": over_items(1.0, 0.0)},
+               "TIME (lambda=0.1)": {"efficacy": over_items(0.875, 0.0), "generality": over_items(0.5, 0.0),
+                                     "specificity": over_items(0.9, 0.0)},
+               "unedited": {m: over_items(0.0, 0.0) for m in ("efficacy", "generality", "specificity")}}
+    lines = edits_table(summary).splitlines()
+    rows = lines[2:6]
     assert [r.split(" | ")[0] for r in rows] == ["| unedited", "| TIME (lambda=0.1)", "| TIME (lambda=10)", "| oracle"]
     assert rows[2] == "| TIME (lambda=10) | 50.0 ± 12.5 | 25.0 ± 0.0 | 100.0 ± 0.0 |"
+    assert lines[6:] == ["", "Percent of images; ± the standard error of the mean over items."]
+
+
+def test_a_table_of_one_item_shows_wilson_intervals_and_says_so():
+    from timelab.evaluation.report import edits_table
+
+    row = {"model": "TIME", "lamb": 10.0, "efficacy": [[1] * 8 + [0] * 2],
+           "generality": [[1] * 6, [0] * 6], "specificity": [[1] * 6]}
+    lines = edits_table(summarize_edits([{"rows": [row]}])).splitlines()
+    # 8 of 10: [49.0, 94.3]; 6 of 12 pooled over two prompts: [25.4, 74.6]; 6 of 6: [61.0, 100.0].
+    low, high = wilson_by_hand(6, 12)
+    assert lines[2] == (f"| TIME (lambda=10) | 80.0 [49.0, 94.3] | 50.0 [{100 * low:.1f}, {100 * high:.1f}] | "
+                        "100.0 [61.0, 100.0] |")
+    assert "±" not in "".join(lines[:3]) and "Wilson's 95% score interval over the item's images" in lines[-1]
+
+
+def test_the_figure_of_one_item_draws_its_wilson_intervals(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from timelab.evaluation.report import edits_figure
+
+    def row(lamb, hit):
+        return {"model": "TIME", "lamb": lamb, "efficacy": [[hit] * 7], "generality": [[hit] * 7] * 5,
+                "specificity": [[1 - hit] * 7] * 5}
+
+    summary = summarize_edits([{"rows": [row(0.1, 1), row(1.0, 1), row(1e5, 0)]}])
+    fig = edits_figure(summary)  # all-or-nothing shares: intervals touch 0 and 1 exactly
+    (bars,) = [c for c in fig.axes[0].containers if c.get_label() == "efficacy"]
+    segments = bars.lines[2][0].get_segments()  # one vertical error bar per lambda: (x, low) to (x, high)
+    assert [tuple(np.round([s[0][1], s[1][1]], 4)) for s in segments] == [
+        tuple(np.round(wilson_by_hand(7, 7), 4)), tuple(np.round(wilson_by_hand(7, 7), 4)),
+        tuple(np.round(wilson_by_hand(0, 7), 4))]
+    plt.close(fig)

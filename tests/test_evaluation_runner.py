@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
-from timelab.evaluation import evaluate, read_results
+from timelab.evaluation import evaluate, read_results, summarize_bias, summarize_edits, write_report
 from timelab.evaluation.items import edit_items
 from timelab.evaluation.runner import part_files
 
@@ -42,13 +42,17 @@ class StopAfter(ReadBackJudge):
 def run(output, judge_for=ReadBackJudge, **kw):
     pipe = PromptPipe()
     judge = judge_for(pipe, **kw) if kw else judge_for(pipe)
-    summary = evaluate(pipe, ITEMS, output, judge, seeds=3, lambdas=[0.1], editor=EDITOR, tags={"model": "fake"})
-    return summary, pipe
+    records = evaluate(pipe, ITEMS, output, judge, seeds=3, lambdas=[0.1], editor=EDITOR, tags={"model": "fake"})
+    return records, pipe
 
 
 def test_results_file_has_a_header_and_one_line_per_item(tmp_path):
     output = tmp_path / "run.jsonl"
-    summary, _ = run(output)
+    records, _ = run(output)
+    assert records == read_results(output)
+    assert not output.with_suffix(".md").exists(), "evaluate returns records; rendering is the report's"
+    table = write_report(output)
+    summary = summarize_edits(records)
     lines = [json.loads(x) for x in output.read_text().splitlines()]
     assert lines[0]["config"]["model"] == "fake" and lines[0]["config"]["seeds"] == [0, 1, 2]
     assert [r["index"] for r in lines[1:]] == list(range(len(ITEMS)))
@@ -56,7 +60,8 @@ def test_results_file_has_a_header_and_one_line_per_item(tmp_path):
     # Seeds 0 and 2 of 3 are edited: efficacy 2/3 for TIME; the oracle draws the destination: 1.
     assert summary["TIME (lambda=0.1)"]["efficacy"][0] == pytest.approx(2 / 3)
     assert summary["oracle"]["efficacy"][0] == 1.0 and summary["unedited"]["efficacy"][0] == 0.0
-    assert "| TIME (lambda=0.1) | 66.7 ± 0.0 |" in output.with_suffix(".md").read_text()
+    assert "| TIME (lambda=0.1) | 66.7 ± 0.0 |" in table and table in output.with_suffix(".md").read_text()
+    assert "standard error of the mean over items" in table
     assert (tmp_path / "figures" / "eval_run.png").is_file()
     assert not part_files(output)
 
@@ -71,8 +76,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert [r["index"] for r in read_results(part)] == [0, 1], "finished items are on disk at once"
     with open(part, "a") as f:
         f.write('{"index": 2, "key": "half-writ')  # a line cut short by the kill
-    summary, pipe = run(output)
-    assert summary == reference
+    records, pipe = run(output)
+    assert records == reference
     assert read_results(output) == read_results(tmp_path / "reference.jsonl")
     assert not part_files(output)
     # Only items 2, 3, 4 were drawn again (every item costs the same number of pipeline calls).
@@ -116,9 +121,11 @@ def test_a_bias_run_writes_its_table_and_figure(tmp_path):
     # The edit shows the destination on seeds below 4 / lambda (of 0..3): lambda 1 -> all, 2 -> half.
     editor = value_editor(lambda seed, lamb: seed < 4 / lamb, "a purple cross")
     output = tmp_path / "bias.jsonl"
-    summary = evaluate(pipe, bias_items(), output, ReadBackJudge(pipe), seeds=4, lambdas=[1.0, 2.0, 8.0],
+    records = evaluate(pipe, bias_items(), output, ReadBackJudge(pipe), seeds=4, lambdas=[1.0, 2.0, 8.0],
                        refine=0, editor=editor)
+    summary = summarize_bias(records)
     assert summary["unedited"]["Delta"][0] == 1.0 and summary["TIME"]["Delta"][0] == 0.0
+    write_report(output)
     assert "| a cross -> a yellow cross | 2 |" in output.with_suffix(".md").read_text()
     assert (tmp_path / "figures" / "eval_bias.png").is_file()
 

@@ -8,11 +8,11 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionMod
 from transformers import AutoTokenizer, CLIPTextModel, CLIPTokenizer
 
 import timelab
+from timelab.generation import GenerationSettings, generate
 from timelab.tinyworld import MODEL_DIR, OracleJudge
-from timelab.tinyworld.measure import generate
 
 SEEDS = list(range(8))
-STEPS = 15
+SETTINGS = GenerationSettings(steps=15, guidance_scale=7.5, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def pipe():
 
 
 def blue_share(pipe, prompt: str) -> float:
-    records = OracleJudge().read(generate(pipe, [prompt], SEEDS, steps=STEPS)[0])
+    records = OracleJudge().read(generate(pipe, [prompt], SEEDS, SETTINGS)[0])
     return float(np.mean([r["colour"] == "blue" for r in records]))
 
 
@@ -47,8 +47,9 @@ def test_tokenizer_loads_from_the_folder_and_pads_with_the_end_token():
 
 
 def test_same_seed_gives_the_same_images(pipe):
-    first = generate(pipe, ["a circle", "a big square"], [3, 4], steps=5)
-    second = generate(pipe, ["a circle", "a big square"], [3, 4], steps=5)
+    settings = GenerationSettings(steps=5, guidance_scale=7.5)
+    first = generate(pipe, ["a circle", "a big square"], [3, 4], settings)
+    second = generate(pipe, ["a circle", "a big square"], [3, 4], settings)
     np.testing.assert_array_equal(first, second)
     assert np.abs(first[0, 0] - first[0, 1]).max() > 0.1  # different seeds, different images
 
@@ -56,7 +57,7 @@ def test_same_seed_gives_the_same_images(pipe):
 def test_named_attributes_are_obeyed(pipe):
     prompts = ["a blue square", "a red triangle", "a green cross", "a big yellow circle on a black background"]
     judge = OracleJudge()
-    for prompt, images in zip(prompts, generate(pipe, prompts, SEEDS, steps=STEPS)):
+    for prompt, images in zip(prompts, generate(pipe, prompts, SEEDS, SETTINGS)):
         assert np.mean(judge.matches(images, prompt)) >= 0.75, prompt
 
 

@@ -72,7 +72,7 @@ def run_demo(source: str = DEFAULT_SOURCE, destination: str = DEFAULT_DESTINATIO
     record = evaluate_edit_item(pipe, OracleJudgeAdapter(), item, range(seeds), [lamb], settings)
     table = edits_table(summarize_edits([record]))
     print(f"\nOracle-judged over {seeds} seeds, 1 source, {len(item.related)} related and "
-          f"{len(item.unrelated)} unrelated prompts (percent, mean ± SEM over items):\n{table}")
+          f"{len(item.unrelated)} unrelated prompts:\n{table}")
     print(f"\nwrote {path}  ({time.perf_counter() - started:.0f} s)")
     return table, path
 

@@ -8,6 +8,7 @@ from .formats import BiasItem, EditItem, read_items, write_items
 from ..generation import GenerationSettings, generate
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import delta, item_score, summarize_bias, summarize_edits
+from .report import write_report
 from .runner import read_results, run_items
 from .timed import TIMED_SETS, TimedUnavailableError, download_timed, load_timed, timed_path
 
@@ -16,5 +17,5 @@ __all__ = [
     "GenerationSettings", "Judge", "OracleJudgeAdapter", "TimedUnavailableError", "delta", "download_timed",
     "evaluate", "evaluate_bias_item", "evaluate_edit_item", "generate", "item_score", "load_dataset",
     "load_timed", "make_judge", "read_items", "read_results", "run_eval", "run_items", "search_lambda",
-    "summarize_bias", "summarize_edits", "timed_path", "write_items",
+    "summarize_bias", "summarize_edits", "timed_path", "write_items", "write_report",
 ]

@@ -1,20 +1,19 @@
 """Evaluate an editing method on an item set, end to end: the Python face of ``timelab eval``.
 
 ``evaluate(pipe, items, output, ...)`` runs the resumable (and, under ``accelerate launch``, sharded)
-loop over the items, then writes a Markdown summary beside ``output`` and a figure through
-:func:`timelab.viz.save_figure`. ``run_eval(model, dataset, ...)`` also loads the model, the items
-and the judge by name.
+loop over the items and returns their records; :func:`timelab.evaluation.report.write_report` renders
+them. ``run_eval(model, dataset, ...)`` also loads the model, the items and the judge by name, with the
+model's defaults from :data:`MODEL_DEFAULTS`, and writes the report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Sequence
-
-import matplotlib.pyplot as plt
 
 from . import items as tinyworld_items
 from .bias import DEFAULT_LAMBDAS, DEFAULT_REFINE, evaluate_bias_item
@@ -22,12 +21,41 @@ from .edits import Editor, evaluate_edit_item
 from .formats import GENDER_VALUES, BiasItem, EditItem, read_items
 from ..generation import GenerationSettings
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
-from .metrics import summarize_bias, summarize_edits
-from .report import bias_figure, bias_table, edits_figure, edits_table, reproduce
+from ..models import TINYWORLD
+from .report import write_report
 from .runner import process_state, run_items
 from .timed import TIMED_SETS, load_timed
+from ..tinyworld import MODEL_DIR, STEPS
 
 DATASETS = ["tinyworld", "tinyworld-bias"] + [f"timed-{name}" for name in TIMED_SETS]
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What ``timelab eval`` uses for a model where the caller gives nothing (``None``: the pipeline's own)."""
+
+    judge: str
+    steps: int | None = None
+    guidance_scale: float | None = None
+    weights: Path | None = None  # a folder whose *.safetensors are fingerprinted into the results header
+
+    def settings(self, given: GenerationSettings) -> GenerationSettings:
+        """``given`` with this model's steps and guidance where it has ``None``."""
+        unset = [k for k in ("steps", "guidance_scale") if getattr(given, k) is None]
+        return replace(given, **{k: getattr(self, k) for k in unset})
+
+
+# Per model name; any other model gets the "*" entry. TinyWorld: its exact judge, and the sampler steps it
+# was measured with; the fingerprint keeps results of another TinyWorld from being mixed in.
+MODEL_DEFAULTS = {
+    TINYWORLD: ModelDefaults(judge="oracle", steps=STEPS, weights=MODEL_DIR),
+    "*": ModelDefaults(judge="clip"),
+}
+
+
+def model_defaults(model: str) -> ModelDefaults:
+    """The :data:`MODEL_DEFAULTS` entry of a model name, id or folder."""
+    return MODEL_DEFAULTS.get(model, MODEL_DEFAULTS["*"])
 
 
 def load_dataset(name: str, timed_dir: str | os.PathLike | None = None, download: bool = True,
@@ -59,20 +87,16 @@ def sampling(settings: GenerationSettings) -> dict:
     return {k: v for k, v in asdict(settings).items() if k != "batch_size"}
 
 
-def summary_path(output: str | os.PathLike) -> Path:
-    return Path(output).with_suffix(".md")
-
-
 def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str | os.PathLike, judge: Judge,
              seeds: int | Sequence[int] = 24, lambdas: Sequence[float] | None = None,
              settings: GenerationSettings = GenerationSettings(), editor: Editor | None = None,
-             refine: int = DEFAULT_REFINE, tags: dict | None = None, figure: str | None = None) -> dict:
-    """Evaluate (or resume evaluating) ``items``; return the summary.
+             refine: int = DEFAULT_REFINE, tags: dict | None = None) -> list[dict]:
+    """Evaluate (or resume evaluating) ``items``; return every item's record, in item order.
 
     Edit items: one TIME row per lambda in ``lambdas`` (default 0.1) beside the unedited and oracle
     rows. Bias items: ``lambdas`` is the search grid (default :data:`DEFAULT_LAMBDAS`), refined by
     ``refine`` bisection steps. ``tags`` (e.g. model and dataset names) are stored in the results
-    header; resuming with other settings or tags is refused. ``figure`` names the saved figure.
+    header; resuming with other settings or tags is refused.
     """
     if not items:
         raise ValueError("no items to evaluate")
@@ -88,35 +112,13 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
     else:
         step = partial(evaluate_edit_item, pipe, judge, seeds=seeds, lambdas=lambdas, settings=settings,
                        editor=editor)
-    records = run_items(items, step, output, config, description="bias items" if bias else "items")
-    summary = summarize_bias(records) if bias else summarize_edits(records)
-    if process_state().is_main_process:
-        from timelab.viz import save_figure
-
-        title = f"{Path(output).name}: {len(records)} items x {len(seeds)} seeds"
-        fig = bias_figure(records, title) if bias else edits_figure(summary, title)
-        figure_path = save_figure(fig, figure or f"eval_{Path(output).stem}.png")
-        plt.close(fig)
-        table = bias_table(records) if bias else edits_table(summary)
-        text = (f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}"
-                f"Figure: `{figure_path.name}` (figures folder). Settings: `{config}`\n")
-        tmp = summary_path(output).with_name("." + summary_path(output).name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, summary_path(output))
-        print(table)
-    return summary
+    return run_items(items, step, output, config, description="bias items" if bias else "items")
 
 
-def model_fingerprint(model: str) -> str | None:
-    """A digest of the shipped TinyWorld weights, so that results of another TinyWorld are never mixed in."""
-    if model != "tinyworld":
-        return None
-    import hashlib
-
-    from timelab.tinyworld import MODEL_DIR
-
+def fingerprint(folder: Path) -> str:
+    """A digest of a model folder's weights (its ``*.safetensors`` files)."""
     digest = hashlib.sha256()
-    for path in sorted(MODEL_DIR.rglob("*.safetensors")):
+    for path in sorted(folder.rglob("*.safetensors")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -134,22 +136,21 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
              lambdas: Sequence[float] | None = None, judge: str | None = None, clip_model: str = DEFAULT_CLIP,
              settings: GenerationSettings = GenerationSettings(), refine: int = DEFAULT_REFINE,
              timed_dir: str | os.PathLike | None = None, download: bool = True, device: str | None = None,
-             values: Sequence[str] = GENDER_VALUES) -> dict:
-    """Load model, items and judge by name and :func:`evaluate`. On TinyWorld the judge defaults to
-    the oracle and sampling to TinyWorld's own step count; elsewhere to CLIP and the pipeline's defaults."""
+             values: Sequence[str] = GENDER_VALUES) -> list[dict]:
+    """Load model, items and judge by name, :func:`evaluate`, then write and print the report. The judge
+    and sampler settings left ``None`` come from the model's :data:`MODEL_DEFAULTS` entry."""
     from timelab import load_pipeline
 
     items = load_dataset(dataset, timed_dir, download, values)
-    judge = judge or ("oracle" if model == "tinyworld" else "clip")
-    if model == "tinyworld" and settings.steps is None:
-        from timelab.tinyworld.measure import STEPS
-
-        settings = replace(settings, steps=STEPS)  # the sampler settings TinyWorld was measured with
+    defaults = model_defaults(model)
+    judge = judge or defaults.judge
     device = device or str(process_state().device)
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}
-    fingerprint = model_fingerprint(model)
-    if fingerprint:
-        tags["weights"] = fingerprint
-    return evaluate(pipe, items, output, make_judge(judge, clip_model, device), seeds, lambdas, settings,
-                    refine=refine, tags=tags)
+    if defaults.weights is not None:
+        tags["weights"] = fingerprint(defaults.weights)
+    records = evaluate(pipe, items, output, make_judge(judge, clip_model, device), seeds, lambdas,
+                       defaults.settings(settings), refine=refine, tags=tags)
+    if process_state().is_main_process:
+        print(write_report(output))
+    return records

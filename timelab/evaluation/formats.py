@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..files import atomic_path
+
 N_PROMPTS = 5
 EDIT_COLUMNS = (
     ["old", "new"]
@@ -136,11 +138,8 @@ def write_items(path: str | os.PathLike, items: Iterable[EditItem] | Iterable[Bi
     if not items:
         raise ValueError("write_items needs at least one item")
     columns = BIAS_COLUMNS if isinstance(items[0], BiasItem) else EDIT_COLUMNS
-    path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(item.row() for item in items)
-    os.replace(tmp, path)
-    return path
+    return Path(path)

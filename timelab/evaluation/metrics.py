@@ -9,7 +9,9 @@ An item's outcomes for one metric are *hits*, an ``(n_prompts, n_seeds)`` 0/1 ar
   (five).
 
 The item's score averages over its prompts for each seed, then over seeds,
-``score = (1/S) sum_s (1/P) sum_p hits[p, s]``; a dataset's score is the mean of its items' scores.
+``score = (1/S) sum_s (1/P) sum_p hits[p, s]``; a dataset's score is the mean of its items' scores,
+with the standard error over items. One item has no spread over items: its uncertainty is over its
+``n = P S`` images instead, Wilson's score interval for the ``k`` hits among them (see :func:`wilson`).
 For a two-way attribute, ``p`` is the share of an item's images judged as the destination's value
 and ``Delta = |p - 0.5| / 0.5`` (0: balanced, 1: all one value); "Delta per prompt" averages each
 prompt's own Delta instead.
@@ -18,11 +20,23 @@ prompt's own Delta instead.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from statistics import NormalDist
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 METRICS = ("efficacy", "generality", "specificity")
+Z95 = NormalDist().inv_cdf(0.975)  # 1.95996...: the two-sided 95% quantile of the standard normal
+
+
+class Estimate(NamedTuple):
+    """A score and its uncertainty ``[low, high]``: mean ± ``sem`` over items, or, for one item
+    (``sem`` None), Wilson's 95% interval over its images."""
+
+    mean: float
+    low: float
+    high: float
+    sem: float | None = None
 
 
 def as_hits(hits: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
@@ -51,6 +65,33 @@ def mean_and_sem(values: Iterable[float]) -> tuple[float, float]:
     return float(values.mean()), sem
 
 
+def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval for a binomial share: ``hits`` successes in ``n`` trials, ``p = hits / n``.
+
+    Every ``p'`` that the score test does not reject, ``|p - p'| <= z sqrt(p' (1 - p') / n)``; the ends
+    are the roots of that quadratic in ``p'``:
+    ``(p + z^2/2n -+ z sqrt(p (1 - p) / n + z^2/4n^2)) / (1 + z^2/n)``. Unlike ``p -+ z sqrt(p (1 - p) / n)``
+    it stays inside [0, 1] and does not shrink to a point at ``p`` = 0 or 1 (0 of 6: [0, 0.39]); there
+    one end is exactly 0 or 1, which rounding would miss.
+    """
+    if n < 1 or not 0 <= hits <= n:
+        raise ValueError(f"need 0 <= hits <= n and n >= 1, got {hits} of {n}")
+    p, z2 = hits / n, z * z / n
+    centre = p + z2 / 2
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n))
+    low = 0.0 if hits == 0 else (centre - half) / (1 + z2)
+    return low, 1.0 if hits == n else (centre + half) / (1 + z2)
+
+
+def estimate(hits_per_item: Sequence) -> Estimate:
+    """The items' mean score ± SEM; for a single item, its score with :func:`wilson` over its images."""
+    if len(hits_per_item) == 1:
+        hits = as_hits(hits_per_item[0])
+        return Estimate(item_score(hits), *wilson(int(hits.sum()), hits.size))
+    mean, sem = mean_and_sem(item_score(hits) for hits in hits_per_item)
+    return Estimate(mean, mean - sem, mean + sem, sem)
+
+
 def delta(p: float) -> float:
     """Distance from balance of a two-way share: ``|p - 0.5| / 0.5``."""
     if not 0.0 <= p <= 1.0:
@@ -69,17 +110,15 @@ def row_label(row: dict) -> str:
     return row["model"] if row.get("lamb") is None else f"{row['model']} (lambda={row['lamb']:g})"
 
 
-def summarize_edits(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per row label and metric: (mean, SEM) over items of the item scores."""
+def summarize_edits(records: Sequence[dict]) -> dict[str, dict[str, Estimate]]:
+    """Per row label and metric, the :func:`estimate` over the items that have that row."""
     if not records:
         raise ValueError("no records to summarize")
-    scores: dict[str, dict[str, list[float]]] = {}
+    rows: dict[str, list[dict]] = {}
     for record in records:
         for row in record["rows"]:
-            by_metric = scores.setdefault(row_label(row), {m: [] for m in METRICS})
-            for metric in METRICS:
-                by_metric[metric].append(item_score(row[metric]))
-    return {label: {m: mean_and_sem(v) for m, v in by_metric.items()} for label, by_metric in scores.items()}
+            rows.setdefault(row_label(row), []).append(row)
+    return {label: {m: estimate([row[m] for row in same]) for m in METRICS} for label, same in rows.items()}
 
 
 def summarize_bias(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, float]]]:

@@ -1,18 +1,29 @@
-"""Summary tables (Markdown) and figures of evaluation results."""
+"""Summary tables (Markdown) and figures of evaluation results, and the report of a results file."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .metrics import METRICS, delta, item_score, per_prompt_delta, summarize_bias
+from ..files import write_text_atomic
+from .metrics import METRICS, Estimate, delta, item_score, per_prompt_delta, summarize_bias, summarize_edits
+from .runner import read_run
+
+# What a table cell's uncertainty is over: several items (an SEM), or one item's images (Wilson's interval).
+UNCERTAINTY = {
+    "items": "± the standard error of the mean over items",
+    "images": "[low, high] Wilson's 95% score interval over the item's images (hits pooled over prompts and seeds)",
+}
 
 
-def _percent(mean_sem: tuple[float, float]) -> str:
-    mean, sem = mean_sem
-    return f"{100 * mean:.1f} ± {100 * sem:.1f}"
+def _percent(e: Estimate) -> str:
+    if e.sem is not None:
+        return f"{100 * e.mean:.1f} ± {100 * e.sem:.1f}"
+    return f"{100 * e.mean:.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
 
 
 def _row_order(label: str) -> tuple:
@@ -39,12 +50,13 @@ def reproduce(config: dict, output) -> str:
     return f"Command: `{' '.join(words)} --output {output}`\n\n"
 
 
-def edits_table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
-    """Markdown table: one row per model row, metrics in percent (mean ± SEM over items)."""
+def edits_table(summary: dict[str, dict[str, Estimate]]) -> str:
+    """Markdown table: one row per model row, metrics in percent; then a line saying what the intervals are."""
     lines = ["| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for label in sorted(summary, key=_row_order):
         lines.append(f"| {label} | " + " | ".join(_percent(summary[label][m]) for m in METRICS) + " |")
-    return "\n".join(lines)
+    kinds = dict.fromkeys("items" if e.sem is not None else "images" for row in summary.values() for e in row.values())
+    return "\n".join(lines) + "\n\nPercent of images; " + "; ".join(UNCERTAINTY[k] for k in kinds) + "."
 
 
 def bias_table(records: Sequence[dict]) -> str:
@@ -67,20 +79,26 @@ def bias_table(records: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def edits_figure(summary: dict[str, dict[str, tuple[float, float]]], title: str = ""):
-    """Metric vs lambda (unedited and oracle as dashed lines) when several lambdas ran, else grouped bars."""
+def _error_bars(estimates: Sequence[Estimate]) -> list[list[float]]:
+    """Matplotlib's ``yerr`` (distances below and above each mean) for the estimates' intervals."""
+    return [[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]]
+
+
+def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = ""):
+    """Metric vs lambda (unedited and oracle as dashed lines) when several lambdas ran, else grouped bars;
+    error bars as in :func:`edits_table`."""
     edited = sorted((label for label in summary if label.startswith("TIME")), key=_row_order)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     colours = dict(zip(METRICS, ("tab:blue", "tab:orange", "tab:green")))
     if len(edited) > 1:
         lambdas = [_row_order(label)[1] for label in edited]
         for metric in METRICS:
-            means = [summary[label][metric][0] for label in edited]
-            sems = [summary[label][metric][1] for label in edited]
-            ax.errorbar(lambdas, means, yerr=sems, marker="o", capsize=3, color=colours[metric], label=metric)
+            estimates = [summary[label][metric] for label in edited]
+            ax.errorbar(lambdas, [e.mean for e in estimates], yerr=_error_bars(estimates), marker="o", capsize=3,
+                        color=colours[metric], label=metric)
             for label, style in (("unedited", ":"), ("oracle", "--")):
                 if label in summary:
-                    ax.axhline(summary[label][metric][0], color=colours[metric], linestyle=style, linewidth=1)
+                    ax.axhline(summary[label][metric].mean, color=colours[metric], linestyle=style, linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("lambda   (dotted: unedited, dashed: oracle)")
     else:
@@ -88,8 +106,8 @@ def edits_figure(summary: dict[str, dict[str, tuple[float, float]]], title: str 
         width = 0.8 / len(METRICS)
         for k, metric in enumerate(METRICS):
             xs = [i + (k - 1) * width for i in range(len(labels))]
-            ax.bar(xs, [summary[label][metric][0] for label in labels], width,
-                   yerr=[summary[label][metric][1] for label in labels], capsize=3,
+            estimates = [summary[label][metric] for label in labels]
+            ax.bar(xs, [e.mean for e in estimates], width, yerr=_error_bars(estimates), capsize=3,
                    color=colours[metric], label=metric)
         ax.set_xticks(range(len(labels)), labels)
     ax.set_ylim(0, 1.05)
@@ -131,3 +149,26 @@ def bias_figure(records: Sequence[dict], title: str = ""):
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def write_report(output: str | os.PathLike, figure: str | None = None) -> str:
+    """Render the results file ``output``: its table (returned) and the command that made it into a
+    Markdown summary beside it, its figure through :func:`timelab.viz.save_figure` (default name
+    ``eval_<output stem>.png``)."""
+    from timelab.viz import save_figure
+
+    config, records = read_run(output)
+    if not records:
+        raise ValueError(f"{output} holds no results to report")
+    title = f"{Path(output).name}: {len(records)} items x {len(config['seeds'])} seeds"
+    if config["kind"] == "bias":
+        table, fig = bias_table(records), bias_figure(records, title)
+    else:
+        summary = summarize_edits(records)
+        table, fig = edits_table(summary), edits_figure(summary, title)
+    figure_path = save_figure(fig, figure or f"eval_{Path(output).stem}.png")
+    plt.close(fig)
+    text = (f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}"
+            f"Figure: `{figure_path.name}` (figures folder). Settings: `{config}`\n")
+    write_text_atomic(Path(output).with_suffix(".md"), text)
+    return table

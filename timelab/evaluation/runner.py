@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from ..files import atomic_path
+
 
 def process_state():
     """accelerate's view of this process (rank, world size, device).
@@ -53,31 +55,32 @@ def _read_lines(path: Path) -> list[dict]:
     return parsed
 
 
-def read_results(path: str | os.PathLike, config: dict | None = None) -> list[dict]:
-    """The records in a results file (header checked against ``config`` when given)."""
-    path = Path(path)
-    lines = _read_lines(path)
+def read_run(path: str | os.PathLike) -> tuple[dict | None, list[dict]]:
+    """The header's config and the records of a results file (``None, []`` when there is none yet)."""
+    lines = _read_lines(Path(path))
     if not lines:
-        return []
+        return None, []
     if "config" not in lines[0]:
         raise ValueError(f"{path} is not a timelab results file (no config header line)")
-    if config is not None and lines[0]["config"] != config:
-        theirs = lines[0]["config"]
+    return lines[0]["config"], lines[1:]
+
+
+def read_results(path: str | os.PathLike, config: dict | None = None) -> list[dict]:
+    """The records in a results file (header checked against ``config`` when given)."""
+    theirs, records = read_run(path)
+    if config is not None and theirs is not None and theirs != config:
         differ = sorted(k for k in set(theirs) | set(config) if theirs.get(k) != config.get(k))
         raise ValueError(f"{path} holds results of a different run (differs in: {', '.join(differ)}); "
                          f"choose another output file or delete it to start over")
-    return lines[1:]
+    return records
 
 
 def write_results(path: str | os.PathLike, config: dict, records: Sequence[dict]) -> Path:
     """Header and records, atomically (temp file then rename)."""
-    path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for line in [{"config": config}, *records]:
             f.write(json.dumps(line) + "\n")
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def _append(path: Path, record: dict) -> None:

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from ..files import atomic_path
 from .formats import BiasItem, EditItem, read_items
 
 REPOSITORY = "bahjat-kawar/time-diffusion"
@@ -96,12 +97,9 @@ def download_timed(name: str, folder: str | os.PathLike | None = None, base_url:
     if sha256(data) != expected:
         raise ValueError(f"{url} has SHA-256 {sha256(data)}, expected {expected} (TIMED at commit {COMMIT}); "
                          f"not saved. Check that the URL serves the authors' files at that commit.")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / filename
-    tmp = path.with_name("." + filename + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(folder / filename) as tmp:
+        tmp.write_bytes(data)
+    return folder / filename
 
 
 def timed_path(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from . import spec
 from .judge import OracleJudge, shares
-from .measure import generate
 from .render import Scene, render
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
+STEPS = 25  # DDIM steps the shipped model is measured with (its model card) and evaluated at by default
 
-__all__ = ["MODEL_DIR", "OracleJudge", "Scene", "generate", "render", "shares", "spec"]
+__all__ = ["MODEL_DIR", "STEPS", "OracleJudge", "Scene", "render", "shares", "spec"]

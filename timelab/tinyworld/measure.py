@@ -5,7 +5,8 @@ with the shipped DDIM scheduler at ``steps`` steps and classifier-free guidance 
 priors are read at a mild guidance (``PRIOR_GUIDANCE`` = 1.5), and reported beside the unguided (1.0)
 and the default (7.5) readings: guidance w samples from p(x|c)^w p(x)^(1-w), which by design sharpens a
 conditional distribution towards its mode, so at 7.5 the priors are exaggerated; at 1.0 the model's
-own underfitting of rare colours shows instead.
+own underfitting of rare colours shows instead. TIME's figures are those of
+:func:`timelab.evaluation.evaluate_edit_item` on the headline edit, judged by the oracle.
 ``timelab tinyworld measure`` writes them to ``figures.json`` and the model card ``README.md``.
 """
 
@@ -13,23 +14,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
-from ..generation import GenerationSettings
-from ..generation import generate as generate_images
-from . import spec
+
+from ..evaluation.edits import evaluate_edit_item
+from ..evaluation.formats import EditItem
+from ..evaluation.judges import OracleJudgeAdapter
+from ..evaluation.metrics import METRICS, item_score
+from ..files import write_text_atomic
+from ..generation import GenerationSettings, generate
+from . import MODEL_DIR, STEPS, spec
 from .captions import stated_attributes
 from .judge import OracleJudge, shares
 
 GUIDANCE = 7.5
 PRIOR_GUIDANCE = 1.5
 UNGUIDED = 1.0
-STEPS = 25
+BATCH_SIZE = 64
 
 # The headline edit and its evaluation prompts; none of the related or unrelated prompts is one the
 # edit solves for (TIME augments "a circle" with "a photo of ", "an image of ", "a picture of " only).
@@ -41,42 +46,12 @@ UNRELATED = ("a square", "a triangle", "a cross", "a small square", "a big trian
              "a square on a black background", "a photo of a triangle")
 
 
-def generate(pipe, prompts: list[str], seeds: list[int], steps: int = STEPS, guidance: float = GUIDANCE,
-             batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """Images (len(prompts), len(seeds), H, W, 3) in [0, 1] with TinyWorld's sampler settings."""
-    settings = GenerationSettings(steps=steps, guidance_scale=guidance, batch_size=batch_size)
-    return generate_images(pipe, prompts, seeds, settings, progress=progress)
-
-
-SPEED_PROMPTS = ("a circle", "a blue circle", "a big square", "a photo of a triangle", "a small purple cross",
-                 "a circle on a black background", "a yellow square", "a green triangle")
-
-
-def time_eight_images(pipe, repeats: int = 5) -> list[float]:
-    """Seconds to draw 8 images at 25 steps with guidance 7.5, per repeat (after one warm-up call)."""
-    def draw():
-        pipe(list(SPEED_PROMPTS), num_inference_steps=25, guidance_scale=7.5, output_type="np",
-             generator=[torch.Generator().manual_seed(s) for s in range(len(SPEED_PROMPTS))])
-
-    draw()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        draw()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def with_colour(prompt: str, colour: str) -> str:
     """The prompt with ``colour`` named before its object word ("a big circle" -> "a big blue circle")."""
     kind = stated_attributes(prompt).get("kind")
     if kind is None or "colour" in stated_attributes(prompt):
         raise ValueError(f"{prompt!r} must name an object and no colour")
     return prompt.replace(f" {kind}", f" {colour} {kind}", 1)
-
-
-def colour_share(judge: OracleJudge, images: np.ndarray, colour: str) -> float:
-    return float(np.mean([r["colour"] == colour for r in judge.read(images)]))
 
 
 @dataclass
@@ -91,41 +66,45 @@ class Figures:
     judge_agreement: float = 0.0   # fully named prompts: share of images whose every attribute matches
     judge_agreement_by_attribute: dict[str, float] = field(default_factory=dict)
     edit: dict = field(default_factory=dict)
-    speed_s: float = 0.0   # median seconds for 8 images, 25 steps, guidance 7.5 (``time_eight_images``)
-    torch_threads: int = 0
     seconds: float = 0.0
 
 
-def measure_edit(pipe, judge: OracleJudge, seeds: list[int], lamb: float, steps: int, guidance: float,
-                 progress: bool = False) -> dict:
-    """TIME's table for the headline edit: unedited, edited and oracle (destination prompt) rows."""
+def edit_item() -> EditItem:
+    """The headline edit as an evaluation item: related pairs (prompt, prompt in the destination colour),
+    unrelated pairs (prompt, prompt in that colour: the leaked form). For such a pair the oracle judge
+    picks the second caption exactly when the image shows the colour, so hits are colour reads."""
+    colour = stated_attributes(EDIT_DESTINATION)["colour"]
+    return EditItem(EDIT_SOURCE, EDIT_DESTINATION, tuple((p, with_colour(p, colour)) for p in RELATED),
+                    tuple((p, with_colour(p, colour)) for p in UNRELATED))
+
+
+def measure_edit(pipe, seeds: list[int], lamb: float, settings: GenerationSettings) -> dict:
+    """TIME's table for the headline edit (unedited, edited and oracle rows), measured by
+    :func:`timelab.evaluation.evaluate_edit_item`, with each prompt's share in the destination colour."""
     from .. import time_edit
 
-    colour = stated_attributes(EDIT_DESTINATION)["colour"]
-    prompts = [EDIT_SOURCE, *RELATED, *UNRELATED]
+    timings = {}
 
-    def blue_shares(images):
-        return {p: colour_share(judge, im, colour) for p, im in zip(prompts, images)}
+    @contextmanager
+    def timed_edit(*args, **kwargs):  # time_edit, keeping the solve's timings
+        with time_edit(*args, **kwargs) as edit:
+            timings.update(edit.timings)
+            yield edit
 
-    unedited = blue_shares(generate(pipe, prompts, seeds, steps, guidance, progress=progress))
-    oracle_prompts = [with_colour(p, colour) for p in [EDIT_SOURCE, *RELATED]]
-    oracle = dict(zip([EDIT_SOURCE, *RELATED], (colour_share(judge, im, colour) for im in
-                                                  generate(pipe, oracle_prompts, seeds, steps, guidance))))
-    with time_edit(pipe, EDIT_SOURCE, EDIT_DESTINATION, lamb=lamb) as edit:
-        edited = blue_shares(generate(pipe, prompts, seeds, steps, guidance, progress=progress))
-        solve_ms = 1000 * (edit.timings["encode_s"] + edit.timings["solve_s"])
-
-    def row(shares_by_prompt: dict[str, float]) -> dict[str, float]:
-        result = {"efficacy": shares_by_prompt[EDIT_SOURCE],
-                  "generality": float(np.mean([shares_by_prompt[p] for p in RELATED]))}
-        if UNRELATED[0] in shares_by_prompt:
-            result["specificity"] = float(np.mean([1 - shares_by_prompt[p] for p in UNRELATED]))
-        return result
-
-    return {"source": EDIT_SOURCE, "destination": EDIT_DESTINATION, "lamb": lamb, "solve_ms": solve_ms,
-            "related": list(RELATED), "unrelated": list(UNRELATED),
-            "rows": {"unedited": row(unedited), "TIME": row(edited), "oracle": row(oracle)},
-            "per_prompt": {"unedited": unedited, "TIME": edited, "oracle": oracle}}
+    item = edit_item()
+    record = evaluate_edit_item(pipe, OracleJudgeAdapter(), item, seeds, [lamb], settings, editor=timed_edit)
+    prompts = {"efficacy": [item.source], "generality": list(RELATED), "specificity": list(UNRELATED)}
+    rows, per_prompt = {}, {}
+    for row in record["rows"]:
+        # The oracle's unrelated images are the unedited model's: they are not figures of its own.
+        metrics = METRICS[:2] if row["model"] == "oracle" else METRICS
+        rows[row["model"]] = {m: item_score(row[m]) for m in metrics}
+        # Each prompt's share in the destination colour (a specificity hit is an image *not* in it).
+        per_prompt[row["model"]] = {p: 1 - float(np.mean(hits)) if m == "specificity" else float(np.mean(hits))
+                                    for m in metrics for p, hits in zip(prompts[m], row[m])}
+    return {"source": item.source, "destination": item.destination, "lamb": lamb,
+            "solve_ms": 1000 * (timings["encode_s"] + timings["solve_s"]),
+            "related": list(RELATED), "unrelated": list(UNRELATED), "rows": rows, "per_prompt": per_prompt}
 
 
 def measure(pipe, n_seeds: int = 64, steps: int = STEPS, guidance: float = GUIDANCE, lamb: float = 0.1,
@@ -135,26 +114,27 @@ def measure(pipe, n_seeds: int = 64, steps: int = STEPS, guidance: float = GUIDA
     judge = OracleJudge()
     seeds = list(range(n_seeds))
     figures = Figures(seeds=n_seeds, steps=steps, guidance=guidance)
+    settings = GenerationSettings(steps=steps, guidance_scale=guidance, batch_size=BATCH_SIZE)
     named = [f"a {c} {k}" for k in spec.KINDS for c in spec.COLOURS]
-    for prompt, images in zip(named, generate(pipe, named, seeds, steps, guidance, progress=progress)):
-        figures.named_colours[prompt] = colour_share(judge, images, stated_attributes(prompt)["colour"])
+    for prompt, images in zip(named, generate(pipe, named, seeds, settings, progress)):
+        colour = stated_attributes(prompt)["colour"]
+        figures.named_colours[prompt] = float(np.mean([r["colour"] == colour for r in judge.read(images)]))
     bare = [f"a {k}" for k in spec.KINDS]
     for target, scale in ((figures.priors, PRIOR_GUIDANCE), (figures.priors_unguided, UNGUIDED),
                           (figures.priors_guided, guidance)):
-        for kind, images in zip(spec.KINDS, generate(pipe, bare, seeds, steps, scale, progress=progress)):
+        at_scale = replace(settings, guidance_scale=scale)
+        for kind, images in zip(spec.KINDS, generate(pipe, bare, seeds, at_scale, progress)):
             measured = shares(judge.read(images), "colour")
             target[kind] = {c: measured.get(c, 0.0) for c in spec.COLOURS}
     full = [f"a {s} {c} {k} on a {b} background" for k in spec.KINDS for c in spec.COLOURS for s in spec.SIZES
             for b in spec.BACKGROUNDS]
     read = [(stated_attributes(p), judge.read(images)) for p, images in
-            zip(full, generate(pipe, full, seeds[: max(8, n_seeds // 8)], steps, guidance, progress=progress))]
+            zip(full, generate(pipe, full, seeds[: max(8, n_seeds // 8)], settings, progress))]
     figures.judge_agreement = float(np.mean([all(r[a] == v for a, v in want.items())
                                              for want, records in read for r in records]))
     figures.judge_agreement_by_attribute = {
         a: float(np.mean([r[a] == want[a] for want, records in read for r in records])) for a in spec.ATTRIBUTES}
-    figures.edit = measure_edit(pipe, judge, seeds, lamb, steps, guidance, progress=progress)
-    figures.speed_s = float(np.median(time_eight_images(pipe)))
-    figures.torch_threads = torch.get_num_threads()
+    figures.edit = measure_edit(pipe, seeds, lamb, settings)
     figures.seconds = round(time.time() - started, 1)
     return figures
 
@@ -224,9 +204,8 @@ def model_card(figures: Figures, training: dict, command: str) -> str:
     for name, row in edit["rows"].items():
         lines.append(f"| {name} | {pct(row['efficacy'])} | {pct(row['generality'])} | "
                      f"{pct(row['specificity']) if 'specificity' in row else '-'} |")
-    lines += ["", f"**Speed**: 8 images, 25 steps, guidance 7.5 in {figures.speed_s:.2f} s (median of 5, CPU, "
-              f"{figures.torch_threads} torch thread(s), on a CPU shared with other work; side by side for 1 and 2 "
-              "threads: `python benchmarks/tinyworld_speed.py`)."]
+    lines += ["", "**Speed**: `python benchmarks/tinyworld_speed.py` (in the timelab repository) times 8 images at "
+              "25 steps with guidance 7.5 on 1 and 2 CPU threads; its results: `benchmarks/results/tinyworld_speed.md`."]
     lines += ["", "Per prompt (share in the destination colour):", "", "| prompt | unedited | TIME | oracle |",
               "|---|---|---|---|"]
     for p in [edit["source"], *edit["related"], *edit["unrelated"]]:
@@ -239,14 +218,10 @@ def model_card(figures: Figures, training: dict, command: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     from diffusers import StableDiffusionPipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     model = Path(args.model)
     pipe = StableDiffusionPipeline.from_pretrained(model, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     figures = measure(pipe, n_seeds=args.seeds, steps=args.steps, guidance=args.guidance, lamb=args.lamb)
-    from . import MODEL_DIR
-
     where = "" if model.resolve() == MODEL_DIR else f" --model {args.model}"
     command = (f"timelab tinyworld measure{where} --seeds {args.seeds} --steps {args.steps} "
                f"--guidance {args.guidance} --lamb {args.lamb} --threads {args.threads}")
@@ -260,20 +235,15 @@ def write_model_card(model: Path, figures: Figures, command: str) -> None:
     training = json.loads((model / "training.json").read_text())
     for name, text in (("figures.json", json.dumps({"command": command, **asdict(figures)}, indent=2) + "\n"),
                        ("README.md", model_card(figures, training, command))):
-        tmp = model / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, model / name)
+        write_text_atomic(model / name, text)
 
 
 def register(commands) -> None:
     """Add ``timelab tinyworld measure`` (called by ``training.register``)."""
-    from . import MODEL_DIR
-
     parser = commands.add_parser("measure", help="judge the model over seeds and write its model card")
     parser.add_argument("--model", default=str(MODEL_DIR), help="pipeline folder (default: the shipped one)")
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--guidance", type=float, default=GUIDANCE)
     parser.add_argument("--lamb", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.set_defaults(run=_run)
