@@ -148,3 +148,9 @@ def test_words_the_tokenizer_spells_out_are_named():
     with pytest.warns(UnknownWordsWarning, match=r"'roses'.*all_words") as caught:
         time_edit(tinyworld, "a circle of roses", "a blue circle of roses").undo()
     assert len(caught) == 1 and "'circle'" not in str(caught[0].message) and "'blue'" not in str(caught[0].message)
+
+
+def test_a_layer_prefix_given_as_one_string_is_one_prefix(sd1_pipe):
+    edit = time_edit(sd1_pipe, SOURCE, DESTINATION, layers="up_blocks")
+    assert edit.settings.layers == ("up_blocks",)
+    assert edit.layer_names and all(n.startswith("up_blocks.") for n in edit.layer_names)

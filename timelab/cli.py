@@ -35,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(subparsers)
     for command in _commands(parser):
         command.add_argument("--verbose", action="store_true", help="show library warnings and loading bars")
-        if "--threads" not in command._option_string_actions:  # TODO(after measure.py lands): drop the guard
-            command.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
+        command.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
     return parser
 
 

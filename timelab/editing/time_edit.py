@@ -55,8 +55,7 @@ def time_edit(
         raise ValueError(f"got {len(sources)} source prompts but {len(destinations)} destinations")
     if preserve is not None and not list(preserve):
         raise ValueError("preserve is empty: give at least one prompt to preserve, or leave preserve out")
-    settings = EditSettings(lamb, edit_keys, edit_values, augment, tuple(prefixes),
-                            None if layers is None else tuple(layers), tuple(preserve or ()), preserve_weight)
+    settings = EditSettings(lamb, edit_keys, edit_values, augment, prefixes, layers, preserve or (), preserve_weight)
     targets = projections(select_layers(pipe.unet, settings.layers), edit_keys, edit_values)
     started = time.perf_counter()
     pairs = edit_pairs(sources, destinations, augment, settings.prefixes)
