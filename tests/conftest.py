@@ -36,9 +36,12 @@ _use_shared_bpe_if_no_package_ships_it()
 
 def pytest_configure(config) -> None:
     """Every figure a test or a notebook (nbval kernels inherit the environment) writes goes to a
-    temporary folder: ``make test`` leaves the checkout as it found it."""
+    temporary folder: ``make test`` leaves the checkout as it found it. Where the TIMED files are at
+    hand (CI), the notebooks find them through ``$TIMELAB_TIMED_DIR``."""
     config._timelab_figures = tempfile.mkdtemp(prefix="timelab-test-figures-")
     os.environ["TIMELAB_FIGURES_DIR"] = config._timelab_figures
+    if TIMED_DIR.is_dir():
+        os.environ.setdefault("TIMELAB_TIMED_DIR", str(TIMED_DIR))
 
 
 def pytest_unconfigure(config) -> None:

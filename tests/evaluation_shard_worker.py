@@ -25,7 +25,8 @@ class PixelJudge:
 
 
 def main(output: str, log_dir: str) -> None:
-    from timelab.evaluation import GenerationSettings, evaluate
+    from timelab.evaluation import evaluate
+    from timelab.generation import GenerationSettings
     from timelab.evaluation.items import edit_items
     from timelab.evaluation.runner import process_state
     from timelab.testing import tiny_pipeline

@@ -62,7 +62,7 @@ def test_eval_command_with_clip_judge_on_saved_tiny_models(tmp_path, sd1_pipe, c
 
 
 def test_model_defaults_are_one_table_and_fill_only_what_is_not_given():
-    from timelab.evaluation import GenerationSettings
+    from timelab.generation import GenerationSettings
     from timelab.evaluation.evaluate import MODEL_DEFAULTS, model_defaults
     from timelab.tinyworld import MODEL_DIR, STEPS
 

@@ -12,9 +12,10 @@ import argparse
 import time
 from pathlib import Path
 
-from .evaluation import GenerationSettings, OracleJudgeAdapter, evaluate_edit_item, generate, summarize_edits
+from .evaluation import OracleJudgeAdapter, evaluate_edit_item, summarize_edits
 from .evaluation.items import edit_items
 from .evaluation.report import edits_table
+from .generation import GenerationSettings, generate
 from .models import load_pipeline
 from .tinyworld import OracleJudge, shares
 from .viz import image_grid, save_figure

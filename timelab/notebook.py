@@ -3,7 +3,7 @@
 Every notebook's parameters cell reads ``MODEL = os.environ.get("TIMELAB_MODEL", default_model())``:
 Stable Diffusion 1.4 when a GPU is present, TinyWorld otherwise (and, while the TinyWorld weights are
 not shipped, the tiny random-weight SD 1.x pipeline of :mod:`timelab.testing`, which runs everything
-but draws noise).
+but draws noise); then ``timelab.load_pipeline(MODEL)`` loads it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .models import SD14, SD14_RANDOM, TINY_RANDOM, TINYWORLD, load_pipeline
+from .models import SD14, TINY_RANDOM, TINYWORLD
 
 MODEL_ENV = "TIMELAB_MODEL"
 
@@ -35,11 +35,6 @@ def default_model() -> str:
 def pick_model() -> str:
     """``$TIMELAB_MODEL`` when set, else :func:`default_model`."""
     return os.environ.get(MODEL_ENV) or default_model()
-
-
-def load_model(name: str):
-    """The pipeline called ``name`` (any name :func:`timelab.load_pipeline` knows)."""
-    return load_pipeline(name)
 
 
 def check_exercise(name: str, check: Callable[[], None]) -> bool:

@@ -5,7 +5,6 @@ from .bias import DEFAULT_LAMBDAS, evaluate_bias_item, search_lambda
 from .edits import evaluate_edit_item
 from .evaluate import DATASETS, evaluate, load_dataset, make_judge, run_eval
 from .formats import BiasItem, EditItem, read_items, write_items
-from ..generation import GenerationSettings, generate
 from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
 from .metrics import delta, item_score, summarize_bias, summarize_edits
 from .report import write_report
@@ -14,8 +13,8 @@ from .timed import TIMED_SETS, TimedUnavailableError, download_timed, load_timed
 
 __all__ = [
     "DATASETS", "DEFAULT_CLIP", "DEFAULT_LAMBDAS", "TIMED_SETS", "BiasItem", "ClipJudge", "EditItem",
-    "GenerationSettings", "Judge", "OracleJudgeAdapter", "TimedUnavailableError", "delta", "download_timed",
-    "evaluate", "evaluate_bias_item", "evaluate_edit_item", "generate", "item_score", "load_dataset",
+    "Judge", "OracleJudgeAdapter", "TimedUnavailableError", "delta", "download_timed",
+    "evaluate", "evaluate_bias_item", "evaluate_edit_item", "item_score", "load_dataset",
     "load_timed", "make_judge", "read_items", "read_results", "run_eval", "run_items", "search_lambda",
     "summarize_bias", "summarize_edits", "timed_path", "write_items", "write_report",
 ]

@@ -1,7 +1,7 @@
 """TIMED, the authors' evaluation set: find it on disk or download it, pinned and checksummed.
 
 The CSV files have no licence, so timelab never ships them. They are read from a folder
-(``$TIMELAB_TIMED_DIR``, a development checkout's ``../shared/data/timed``, or the user cache) or
+(``$TIMELAB_TIMED_DIR``, else the user cache) or
 downloaded from the authors' repository at a pinned commit and checked against known SHA-256 sums
 before anything is written.
 """
@@ -58,10 +58,9 @@ def cache_dir() -> Path:
 
 
 def search_dirs() -> list[Path]:
-    """Folders searched in order: ``$TIMELAB_TIMED_DIR``, ``../shared/data/timed``, the cache."""
+    """Folders searched in order: ``$TIMELAB_TIMED_DIR`` (when set), then the cache."""
     env = os.environ.get(TIMED_ENV)
-    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "timed"
-    return ([Path(env)] if env else []) + [shared, cache_dir()]
+    return ([Path(env)] if env else []) + [cache_dir()]
 
 
 def fetch_url(url: str, timeout: float = 30.0) -> bytes:
