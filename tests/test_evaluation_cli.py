@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TIMED_DIR, needs_timed
+from timed_fixtures import EDIT_CSV
 
 from timelab.cli import main
-from timelab.evaluation import load_timed, write_items
 
 
 def test_offline_timed_error_reaches_the_command_line(tmp_path, capsys):
@@ -28,7 +27,6 @@ def test_unknown_dataset_is_named(tmp_path, capsys):
     assert "unknown dataset 'timed-train'" in capsys.readouterr().err
 
 
-@needs_timed
 def test_eval_command_with_clip_judge_on_saved_tiny_models(tmp_path, sd1_pipe, clip_tokenizer, monkeypatch):
     from transformers import CLIPConfig, CLIPModel
 
@@ -43,7 +41,8 @@ def test_eval_command_with_clip_judge_on_saved_tiny_models(tmp_path, sd1_pipe, c
         projection_dim=16))
     clip.save_pretrained(tmp_path / "clip")
     clip_tokenizer.save_pretrained(tmp_path / "clip")
-    items = write_items(tmp_path / "items.csv", load_timed("validation", TIMED_DIR, download=False)[:1])
+    items = tmp_path / "items.csv"  # one made-up item in TIMED's layout
+    items.write_text(EDIT_CSV.split("\n", 2)[0] + "\n" + EDIT_CSV.split("\n", 2)[1] + "\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
     args = ["eval", "--model", str(tmp_path / "sd"), "--dataset", str(items), "--judge", "clip",
             "--clip-model", str(tmp_path / "clip"), "--seeds", "2", "--lamb", "0.1", "1", "--steps", "2",
