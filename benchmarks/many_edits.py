@@ -3,15 +3,14 @@
     python benchmarks/many_edits.py                      # K = 1, 10, 100, 1000 with P = 0 and 100
     python benchmarks/many_edits.py --ks 1 10 --preserved 0
 
-For K edit pairs (each augmented with the paper's three prefixes: 4 x 77 keys a pair) and P preserved
-prompts (77 keys each), the joint solve is one call of timelab's solver for all 32 cross-attention
-matrices; stacking solves each pair alone on top of the previous result, K times. The parent process
-builds the SD 1.4-shaped pipeline (random weights) once and saves its 32 projection matrices and a pool
-of real text states of its text encoder; each case then runs in a fresh process that loads only those,
-and reports its wall time and its peak memory above what it held before the solve (Linux ``VmHWM``,
-reset through ``/proc/self/clear_refs``). Keys are drawn from the pool with a small jitter (encoding
-thousands of prompts would dominate the run and is not what is timed; time and memory of the solve
-depend on the shapes only). Results: ``benchmarks/results/many_edits.md``.
+For K distinct edit pairs ("a {adjective} {noun}" -> "a {adjective} {colour} {noun}", 77 keys a pair:
+no augmentation, so that encoding stays a small part of the run) and P preserved prompts (77 keys each),
+the joint solve is one call of timelab's solver for all 32 cross-attention matrices; stacking solves
+each pair alone on top of the previous result, K times. The parent process builds the SD 1.4-shaped
+pipeline (random weights) once and saves its 32 projection matrices and the text states of every
+prompt; each case then runs in a fresh process that loads only those, and reports its wall time and
+its peak memory above what it held before the solve (Linux ``VmHWM``, reset through
+``/proc/self/clear_refs``). Results: ``benchmarks/results/many_edits.md``.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "many_edits.md"
-POOL = 48  # distinct encoded prompts the keys are drawn from
-AUGMENTED = 4  # a prompt and its three prefixed copies
 LAMB = 0.1
 
 
@@ -47,34 +44,46 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def save_inputs(path: Path) -> None:
-    """The SD 1.4-shaped model's 32 projection matrices and a pool of its text states, to ``path``."""
+ADJECTIVES = ("old", "small", "tall", "wooden", "shiny", "broken", "tiny", "huge", "plastic", "glass",
+              "striped", "dusty", "wet", "frozen", "golden", "paper", "stone", "soft", "round", "square",
+              "bright", "dark", "ancient", "modern", "folded")
+NOUNS = ("rose", "car", "dog", "house", "tree", "cup", "bird", "chair", "lamp", "boat", "book", "clock",
+         "shoe", "hat", "vase", "kite", "bench", "door", "bell", "bottle", "horse", "train", "bridge", "fence",
+         "guitar", "piano", "candle", "basket", "helmet", "ladder", "mirror", "pillow", "rocket", "sofa",
+         "tent", "tower", "violin", "wagon", "window", "cat")
+COLOURS = ("blue", "red", "green", "yellow", "purple", "orange")
+
+
+def pairs(k: int) -> list[tuple[str, str]]:
+    """``k`` distinct (source, destination) pairs (at most 1000)."""
+    found = [(f"a {a} {n}", f"a {a} {COLOURS[(i + j) % len(COLOURS)]} {n}")
+             for i, a in enumerate(ADJECTIVES) for j, n in enumerate(NOUNS)]
+    if k > len(found):
+        raise SystemExit(f"at most {len(found)} distinct pairs, asked for {k}")
+    return found[:k]
+
+
+def save_inputs(path: Path, k: int, preserved: int) -> None:
+    """The SD 1.4-shaped model's 32 projection matrices and the states of the pairs and preserved prompts."""
     from timelab import load_pipeline
     from timelab.editing import cross_attention_layers, encode_prompts, projections
 
     pipe = load_pipeline("sd14-random", device="cpu")
     weights = [lin.weight.detach().clone() for lin in projections(cross_attention_layers(pipe.unet)).values()]
-    objects = ["rose", "car", "dog", "house", "tree", "cup", "bird", "chair"]
-    sources = [f"a photo of a {o}" for o in objects] + [f"a {o} on a table" for o in objects]
-    destinations = [f"a photo of a blue {o}" for o in objects] + [f"a red {o} on a table" for o in objects]
-    torch.save({"weights": weights, "sources": encode_prompts(pipe, sources),
-                "destinations": encode_prompts(pipe, destinations)}, path)
+    chosen = pairs(k)
+    kept = [f"a photo of a {n} at dusk, number {i}" for i in range(preserved // len(NOUNS) + 1) for n in NOUNS]
+    encode = lambda prompts: torch.cat([encode_prompts(pipe, prompts[i:i + 64]) for i in range(0, len(prompts), 64)])  # noqa: E731
+    torch.save({"weights": weights, "sources": encode([s for s, _ in chosen]),
+                "destinations": encode([d for _, d in chosen]),
+                "preserved": encode(kept[:preserved]) if preserved else None}, path)
 
 
-def _problem(path: Path, k: int, preserved: int, seed: int = 0):
-    """Weights, keys and target states of ``k`` pairs ``(k, 4 * 77, d)``, and ``preserved`` prompts' keys."""
+def _problem(path: Path, k: int, preserved: int):
+    """Weights, keys and target states of the first ``k`` pairs ``(k, 77, d)``, and ``preserved`` prompts' keys."""
     saved = torch.load(path)
-    sources, destinations = saved["sources"], saved["destinations"]
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randint(0, len(sources), (AUGMENTED * k,), generator=g)
-    jitter = 1e-2 * torch.randn(len(pick), *sources.shape[1:], generator=g)  # distinct keys, realistic scale
-    keys = (sources[pick] + jitter).reshape(k, -1, sources.shape[-1])
-    targets = (destinations[pick] + jitter).reshape(k, -1, sources.shape[-1])
-    kept = None
-    if preserved:
-        noise = 1e-2 * torch.randn(preserved, *sources.shape[1:], generator=g)
-        kept = (sources[torch.randint(0, len(sources), (preserved,), generator=g)] + noise).reshape(-1, sources.shape[-1])
-    return saved["weights"], keys, targets, kept
+    kept = saved["preserved"]
+    kept = kept[:preserved].reshape(-1, kept.shape[-1]) if preserved else None
+    return saved["weights"], saved["sources"][:k], saved["destinations"][:k], kept
 
 
 def run_one(path: Path, method: str, k: int, preserved: int) -> dict:
@@ -87,17 +96,23 @@ def run_one(path: Path, method: str, k: int, preserved: int) -> dict:
     baseline = _status("VmRSS")
     _reset_peak()
     started = time.perf_counter()
-    if method == "joint":
-        flat = keys.reshape(-1, keys.shape[-1])
-        solved = solve_for_states(weights, flat, targets.reshape(-1, keys.shape[-1]), LAMB, kept)
-    else:
-        solved = weights
-        for pair in range(k):
-            solved = solve_for_states(solved, keys[pair], targets[pair], LAMB, kept)
+    done, failure = 0, ""
+    try:
+        if method == "joint":
+            flat = keys.reshape(-1, keys.shape[-1])
+            solve_for_states(weights, flat, targets.reshape(-1, keys.shape[-1]), LAMB, kept)
+            done = k
+        else:
+            solved = weights
+            for pair in range(k):
+                solved = solve_for_states(solved, keys[pair], targets[pair], LAMB, kept)
+                done += 1
+    except ValueError as error:  # e.g. the weights overflow: report it as a result
+        failure = str(error)
     seconds = time.perf_counter() - started
     return {"method": method, "k": k, "preserved": preserved, "keys": int(keys.shape[0] * keys.shape[1]),
-            "seconds": seconds, "peak_mb": (_status("VmHWM") - baseline) / 2**20,
-            "finite": all(bool(torch.isfinite(w).all()) for w in solved)}
+            "seconds": seconds, "peak_mb": (_status("VmHWM") - baseline) / 2**20, "done": done,
+            "failure": failure}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         inputs = Path(folder) / "inputs.pt"
-        save_inputs(inputs)
+        save_inputs(inputs, max(args.ks), max(args.preserved))
         for preserved in args.preserved:
             for k in args.ks:
                 for method in ("joint", "stacked"):
@@ -127,8 +142,13 @@ def _case(inputs: Path, method: str, k: int, preserved: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", str(inputs), method, str(k), str(preserved)],
                          capture_output=True, text=True, check=True)
     row = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{method:8s} K={k:5d} P={preserved:4d}  {row['seconds']:8.2f} s  {row['peak_mb']:8.0f} MB", flush=True)
+    print(f"{method:8s} K={k:5d} P={preserved:4d}  {row['seconds']:8.2f} s  {row['peak_mb']:8.0f} MB  {row['failure']}",
+          flush=True)
     return row
+
+
+def _seconds(row: dict) -> str:
+    return f"{row['seconds']:.2f}" + ("" if not row["failure"] else f" (failed after {row['done']})")
 
 
 def write_results(rows: list[dict], argv: list[str] | None) -> None:
@@ -138,7 +158,7 @@ def write_results(rows: list[dict], argv: list[str] | None) -> None:
         "# Many edits at once: one joint solve against K stacked single edits", "",
         f"Command: `{command}`; {datetime.date.today()}; {platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {os.environ.get('BENCH_THREADS', '2')} threads; SD 1.4-shaped model "
-        "(random weights), 32 cross-attention matrices, 4 x 77 keys per pair, 77 per preserved prompt, "
+        "(random weights), 32 cross-attention matrices, 77 keys per pair (no augmentation), 77 per preserved prompt, "
         f"lambda {LAMB}. Peak: memory above the process's size just before the solve (after a warm-up solve).", "",
         "| K pairs | P preserved | keys | joint s | stacked s | stacked / joint | joint peak MB | stacked peak MB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -148,8 +168,11 @@ def write_results(rows: list[dict], argv: list[str] | None) -> None:
         if method != "joint":
             continue
         s = by_case[(k, preserved, "stacked")]
-        lines.append(f"| {k} | {preserved} | {r['keys']} | {r['seconds']:.2f} | {s['seconds']:.2f} | "
+        lines.append(f"| {k} | {preserved} | {r['keys']} | {_seconds(r)} | {_seconds(s)} | "
                      f"{s['seconds'] / r['seconds']:.1f}x | {r['peak_mb']:.0f} | {s['peak_mb']:.0f} |")
+    failed = [r for r in rows if r["failure"]]
+    lines += [""] + [f"- {r['method']} K={r['k']} P={r['preserved']} stopped after {r['done']} edits: {r['failure']}"
+                     for r in failed]
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")
 
