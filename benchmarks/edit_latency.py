@@ -36,7 +36,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -44,9 +43,10 @@ from pathlib import Path
 
 import torch
 
-from timelab import time_edit
+from timelab import load_pipeline, time_edit
 from timelab.editing import cross_attention_layers, edit_pairs, keys_and_aligned_states, projections
-from timelab.testing import sd14_shaped_pipeline
+
+from results_file import write_section
 
 SOURCE, DESTINATION, LAMB = "a pack of roses", "a pack of blue roses", 0.1
 RESULTS = Path(__file__).resolve().parent / "results" / "edit_latency.md"
@@ -117,22 +117,6 @@ def errors(got: Weights, exact: Weights, original: Weights) -> tuple[float, floa
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms"
-
-
-def write_section(heading: str, section: str) -> None:
-    """Replace this heading's section of the results file (or add it), atomically."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    text = RESULTS.read_text() if RESULTS.exists() else TITLE
-    if not text.startswith(TITLE):
-        text = TITLE  # not a file this script wrote: start it afresh
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    tmp = RESULTS.with_name("." + RESULTS.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, RESULTS)
 
 
 def measure(pipe, pairs, weights: Weights, repeats: int, device: str) -> dict:
@@ -248,7 +232,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     thread_counts = args.threads or ([torch.get_num_threads()] if on_gpu else sorted({1, cores}, reverse=True))
 
-    pipe = sd14_shaped_pipeline(vae_block_out_channels=(32,)).to(device)  # the VAE plays no part here
+    pipe = load_pipeline("sd14-random", device=device)
     weights = {name: linear.weight.detach().clone()
                for name, linear in projections(cross_attention_layers(pipe.unet)).items()}
     n_params = sum(w.numel() for w in weights.values())
@@ -295,7 +279,7 @@ def main() -> None:
         *tables,
     ])
     print(section)
-    write_section(heading, section)
+    write_section(RESULTS, TITLE, heading, section)
 
 
 if __name__ == "__main__":

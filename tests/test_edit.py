@@ -186,6 +186,16 @@ def test_generation_uses_the_edited_weights_and_undo_restores_it(pipe):
     assert change > 100 * mismatch, f"the edit changes the images by {change:.2g} only"
 
 
+
+def assert_only_these_solved(pipe, edit, names, expected, before):
+    """The edit changed exactly the projections ``names``, each to its independent solution."""
+    assert sorted(edit.layer_names) == sorted(names)
+    for name, value in pipe.unet.named_parameters():
+        if name[: -len(".weight")] in names:
+            assert_solution(value, expected[name[: -len(".weight")]], before[name])
+        else:
+            assert torch.equal(value, before[name]), name
+
 def test_keys_only_and_values_only(sd1_pipe):
     before = all_weights(sd1_pipe.unet)
     keys, values = cross_attention_projections(sd1_pipe.unet, values=False), \
@@ -193,12 +203,7 @@ def test_keys_only_and_values_only(sd1_pipe):
     expected = expected_weights(sd1_pipe, AUGMENTED, keys + values)
     for only, names in ((dict(edit_values=False), keys), (dict(edit_keys=False), values)):
         with time_edit(sd1_pipe, SOURCE, DESTINATION, **only) as edit:
-            assert sorted(edit.layer_names) == sorted(names)
-            for name, value in sd1_pipe.unet.named_parameters():
-                if name[: -len(".weight")] in names:
-                    assert_solution(value, expected[name[: -len(".weight")]], before[name])
-                else:
-                    assert torch.equal(value, before[name]), name
+            assert_only_these_solved(sd1_pipe, edit, names, expected, before)
     with pytest.raises(ValueError, match="nothing to edit"):
         time_edit(sd1_pipe, SOURCE, DESTINATION, edit_keys=False, edit_values=False)
     assert_weights_equal(sd1_pipe, before)
@@ -210,12 +215,7 @@ def test_layer_subset_by_name_prefix(sd1_pipe):
     assert names and len(names) < len(cross_attention_projections(sd1_pipe.unet))
     expected = expected_weights(sd1_pipe, AUGMENTED, names)
     with time_edit(sd1_pipe, SOURCE, DESTINATION, layers=["up_blocks"]) as edit:
-        assert sorted(edit.layer_names) == sorted(names)
-        for name, value in sd1_pipe.unet.named_parameters():
-            if name[: -len(".weight")] in names:
-                assert_solution(value, expected[name[: -len(".weight")]], before[name])
-            else:
-                assert torch.equal(value, before[name]), name
+        assert_only_these_solved(sd1_pipe, edit, names, expected, before)
     with pytest.raises(ValueError, match="no cross-attention layer matches 'nowhere'"):
         time_edit(sd1_pipe, SOURCE, DESTINATION, layers=["nowhere"])
 

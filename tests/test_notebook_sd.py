@@ -8,7 +8,6 @@ SD prompts and TIMED items) executes too, with tiny images and two sampling step
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from conftest import needs_timed
