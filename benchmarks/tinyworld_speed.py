@@ -17,10 +17,13 @@ from pathlib import Path
 import torch
 
 from timelab import load_pipeline
+from timelab.files import write_text_atomic
+from timelab.tinyworld import spec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tinyworld_speed.md"
-PROMPTS = ("a circle", "a blue circle", "a big square", "a photo of a triangle", "a small purple cross",
-           "a circle on a black background", "a yellow square", "a green triangle")
+PROMPTS = ("a circle", "a blue circle on the left", "a big square", "a photo of a triangle at the top",
+           "a small purple cross", "a circle on the left and a square on the right",
+           "a yellow square at the top and a green triangle at the bottom", "a cross on a black background")
 
 
 def time_eight_images(pipe, repeats: int = 5) -> list[float]:
@@ -48,14 +51,13 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     text = "\n".join([
         "# TinyWorld generation speed", "",
-        "8 images (16x16), 25 DDIM steps, classifier-free guidance 7.5 (16 UNet rows per step), "
+        f"8 images ({spec.IMAGE_SIZE}x{spec.IMAGE_SIZE}), 25 DDIM steps, classifier-free guidance 7.5 (16 UNet rows per step), "
         "shipped pipeline, CPU, fp32. Target: at most 3 s on a 2-core CPU.", "",
         f"Command: `python benchmarks/tinyworld_speed.py`; machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, 1-minute load average {load:.1f} when it finished (other work shares the CPU).", "",
         "| torch threads | median s | min s | max s |", "|---|---|---|---|", *rows, "",
     ])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    write_text_atomic(RESULTS, text)
     print(text)
 
 

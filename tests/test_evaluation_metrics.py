@@ -119,6 +119,7 @@ def test_edit_item_rows_match_hand_computation():
         ("oracle", None): {"efficacy": 1.0, "generality": 1.0, "specificity": 1.0},
     }
     assert [r["model"] for r in record["rows"]] == ["unedited", "TIME", "TIME", "oracle"]
+    assert not any("kept" in r for r in record["rows"]), "a judge that reads no attributes measures none kept"
     assert pipe.rewrite is None, "the edit must be undone after the item"
 
 

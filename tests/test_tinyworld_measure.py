@@ -1,95 +1,104 @@
-"""Measurement helpers of TinyWorld's model card; its TIME row is timelab.evaluation's measurement."""
+"""The model card's measurements: prompt sets, agreement counting, attention localisation arithmetic, the
+CLIP-agreement recorder, and the shipped card being exactly what the card code writes from its figures."""
 
-import itertools
 import json
-from dataclasses import fields
 
 import numpy as np
 import pytest
 
-from timelab.evaluation import OracleJudgeAdapter
-from timelab.tinyworld import MODEL_DIR, OracleJudge, spec
-from timelab.tinyworld.captions import stated_attributes
-from timelab.tinyworld.measure import (
-    EDIT_DESTINATION, EDIT_SOURCE, RELATED, UNRELATED, Figures, edit_item, model_card, prior_gap, with_colour,
-)
-from timelab.tinyworld.render import Scene, render
+from timelab.tinyworld import MODEL_DIR, spec
+from timelab.tinyworld.captions import describe
+from timelab.tinyworld.judge import OracleJudge
+from timelab.tinyworld.localisation import cover, on_object, word_position
+from timelab.tinyworld.measure import Figures, RecordingJudge, agreement, stated_one_object, stated_two_objects
+from timelab.tinyworld.model_card import model_card
+from timelab.tinyworld.render import Scene, Thing, render
+from timelab.tinyworld.tokenizer import build_tokenizer
 
 
-def test_with_colour_names_the_colour_before_the_object():
-    assert with_colour("a big circle", "blue") == "a big blue circle"
-    assert with_colour("a photo of a circle on a black background", "red") == \
-        "a photo of a red circle on a black background"
-    with pytest.raises(ValueError, match="no colour"):
-        with_colour("a red circle", "blue")
+def test_stated_prompts_state_everything_and_cover_the_world():
+    one = [describe(p) for p in stated_one_object()]
+    assert all(len(d.objects) == 1 and set(d.objects[0]) == set(spec.OBJECT_ATTRIBUTES) and d.background
+               for d in one)
+    assert sorted((d.objects[0]["kind"], d.objects[0]["colour"]) for d in one) == \
+        sorted((k, c) for k in spec.KINDS for c in spec.COLOURS), "every kind x colour exactly once"
+    assert {d.objects[0]["position"] for d in one} == set(spec.POSITIONS)
+    assert {d.objects[0]["size"] for d in one} == set(spec.SIZES) and {d.background for d in one} == set(spec.BACKGROUNDS)
+    two = [describe(p) for p in stated_two_objects()]
+    pairs = {(frozenset(o["kind"] for o in d.objects), frozenset(o["position"] for o in d.objects)) for d in two}
+    n_pairs = len(spec.KINDS) * (len(spec.KINDS) - 1) // 2
+    assert len(two) == len(pairs) == n_pairs * len(spec.LAYOUTS), "every pair of kinds in every layout, once"
+    assert all(len(d.objects) == 2 and all(set(o) == set(spec.OBJECT_ATTRIBUTES) for o in d.objects) for d in two)
 
 
-def test_evaluation_prompts_are_unseen_by_the_edit_and_split_by_object():
-    from timelab.editing.alignment import augment_prompt
-
-    seen = {p.lower() for p in augment_prompt(EDIT_SOURCE)}
-    assert not seen & set(RELATED) and len(RELATED) >= 5 and len(UNRELATED) >= 5
-    assert all(stated_attributes(p)["kind"] == "circle" for p in RELATED)
-    assert all(stated_attributes(p)["kind"] != "circle" for p in UNRELATED)
+def _scene_of(prompt: str) -> Scene:
+    d = describe(prompt)
+    return Scene(tuple(Thing(o["kind"], o["colour"], o["size"], o["position"]) for o in d.objects), d.background)
 
 
-def test_the_oracle_judge_on_the_edit_item_reads_exactly_the_destination_colour():
-    """Why the card's shares and evaluate_edit_item's hits are one definition: for every pair of the
-    item, on every scene TinyWorld can draw, the second caption wins exactly when the object is blue."""
-    item = edit_item()
-    assert item.destination == EDIT_DESTINATION == with_colour(EDIT_SOURCE, "blue")
-    assert [p for p, _ in item.related] == list(RELATED) and [p for p, _ in item.unrelated] == list(UNRELATED)
-    scenes = [Scene(*a) for a in itertools.product(spec.KINDS, spec.COLOURS, spec.SIZES, spec.BACKGROUNDS)]
-    images = np.stack([render(s) for s in scenes])
-    blue = [int(s.colour == "blue") for s in scenes]
-    for pair in [(item.source, item.destination), *item.related, *item.unrelated]:
-        assert OracleJudgeAdapter().choose(images, [pair] * len(scenes)).tolist() == blue, pair
+def test_agreement_counts_images_and_attributes():
+    prompts = stated_one_object()[:4] + stated_two_objects()[:2]
+    records = [[OracleJudge().read_one(render(_scene_of(p)))] * 2 for p in prompts]  # two images each
+    perfect = agreement(prompts, records)
+    assert perfect["all"] == 1.0 and perfect["images"] == 12 and set(perfect["by_attribute"].values()) == {1.0}
+    wrong = json.loads(json.dumps(records))
+    wrong[0][0]["objects"][0]["colour"] = "none"           # one of 8 objects' colours (4*1 + 2*2 objects... per image)
+    wrong[5][1]["objects"] = wrong[5][1]["objects"][:1]     # one image of a two-object prompt lost an object
+    found = agreement(prompts, wrong)
+    objects_seen = 2 * (4 * 1 + 2 * 2)  # object readings counted per attribute: 16
+    assert found["all"] == pytest.approx(10 / 12)
+    assert found["by_attribute"]["colour"] == pytest.approx((objects_seen - 2) / objects_seen)  # colour lost + missing
+    assert found["by_attribute"]["kind"] == pytest.approx((objects_seen - 1) / objects_seen)
+    assert found["by_attribute"]["objects"] == pytest.approx(11 / 12)
+
+
+def test_on_object_share_against_a_direct_count():
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[2:10, 4:9] = True  # 8 x 5 pixels
+    f = cover(mask, 8)
+    direct = np.array([[mask[4 * i:4 * i + 4, 4 * j:4 * j + 4].mean() for j in range(8)] for i in range(8)])
+    assert np.allclose(f, direct)
+    uniform = np.full((8, 8), 1 / 64)
+    share, area = on_object(uniform, mask)
+    assert area == pytest.approx(40 / 1024) and share == pytest.approx(area), "uniform attention gets the area"
+    focused = np.zeros((8, 8))
+    focused[1, 1] = 1.0  # cell rows 4..7, cols 4..7: fully inside the mask
+    assert on_object(focused, mask) == (pytest.approx(1.0), pytest.approx(40 / 1024))
+    away = np.zeros((8, 8))
+    away[7, 7] = 1.0
+    assert on_object(away, mask)[0] == 0.0
+
+
+def test_word_position_is_the_token_index():
+    tokenizer = build_tokenizer()
+    prompt = "a circle on the left and a square on the right"
+    ids = tokenizer(prompt).input_ids
+    assert word_position(tokenizer, prompt, "square") == ids.index(tokenizer.convert_tokens_to_ids("square</w>"))
+    assert word_position(tokenizer, prompt, "circle") == 2  # <start> a circle
+    with pytest.raises(ValueError, match="once"):
+        word_position(tokenizer, "a circle and a square", "triangle")
+
+
+class _Fixed:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def choose(self, images, candidates):
+        return np.full(len(candidates), self.answer)
+
+
+def test_recording_judge_returns_the_oracle_and_keeps_both_answers():
+    images = np.stack([render(Scene.single("circle", "blue")), render(Scene.single("circle", "red"))])
+    from timelab.evaluation import OracleJudgeAdapter
+
+    judge = RecordingJudge(OracleJudgeAdapter(), _Fixed(1))
+    pairs = [("a circle", "a blue circle")] * 2
+    assert judge.choose(images, pairs).tolist() == [1, 0]
+    assert judge.answers == [(1, 1), (0, 1)]
 
 
 def test_the_shipped_model_card_is_what_the_card_code_writes_from_its_figures():
     data = json.loads((MODEL_DIR / "figures.json").read_text())
     command = data.pop("command")
-    assert set(data) == {f.name for f in fields(Figures)}, "figures.json and Figures disagree"
     training = json.loads((MODEL_DIR / "training.json").read_text())
-    assert model_card(Figures(**data), training, command) == (MODEL_DIR / "README.md").read_text()
-
-
-def test_edit_rows_and_per_prompt_shares_are_colour_reads(tiny_world):
-    """measure_edit against colours read directly, at a lambda and step count where they vary by prompt."""
-    import timelab
-    from timelab.generation import GenerationSettings, generate
-    from timelab.tinyworld.measure import measure_edit
-
-    settings = GenerationSettings(steps=3, guidance_scale=7.5, batch_size=64)
-    seeds, lamb = [0, 1, 2], 0.01
-    edit = measure_edit(tiny_world, seeds, lamb, settings)
-    prompts = [EDIT_SOURCE, *RELATED, *UNRELATED]
-    with timelab.time_edit(tiny_world, EDIT_SOURCE, EDIT_DESTINATION, lamb=lamb):
-        images = generate(tiny_world, prompts, seeds, settings)
-    judge = OracleJudge()
-    blue = {p: float(np.mean([r["colour"] == "blue" for r in judge.read(im)])) for p, im in zip(prompts, images)}
-    assert 0 < edit["rows"]["TIME"]["specificity"] < 1, "pick settings where the edit leaks a little"
-    assert edit["per_prompt"]["TIME"] == pytest.approx(blue)
-    for name, row in edit["rows"].items():
-        shares = edit["per_prompt"][name]
-        assert row["efficacy"] == shares[EDIT_SOURCE]
-        assert row["generality"] == pytest.approx(np.mean([shares[p] for p in RELATED]))
-        if name != "oracle":
-            assert row["specificity"] == pytest.approx(np.mean([1 - shares[p] for p in UNRELATED]))
-    assert set(edit["rows"]["oracle"]) == {"efficacy", "generality"} and edit["solve_ms"] > 0
-
-
-@pytest.fixture(scope="module")
-def tiny_world():
-    import timelab
-
-    return timelab.load_pipeline("tinyworld", device="cpu")
-
-
-def test_prior_gap_is_the_largest_share_difference():
-    exact = {k: dict(spec.COLOUR_PRIOR[k]) for k in spec.KINDS}
-    assert max(prior_gap(exact).values()) == pytest.approx(0.0)
-    off = {k: dict(v) for k, v in exact.items()}
-    off["cross"]["purple"] -= 0.2
-    off["cross"]["yellow"] += 0.2
-    assert prior_gap(off)["cross"] == pytest.approx(0.2)
+    assert (MODEL_DIR / "README.md").read_text() == model_card(Figures(**data), training, command)

@@ -1,108 +1,259 @@
-"""TinyWorld's training code: a two-step run writes a loadable pipeline, reproducibly from its seed."""
+"""TinyWorld 2's training code on a tiny configuration: reproducible from its seed, resumable bit for bit,
+careful with existing folders, and its output loads as a standard Stable Diffusion pipeline plus a CLIP."""
+
+from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 from timelab.cli import main
-from timelab.tinyworld import training
-from timelab.tinyworld.caption_code import attribute_basis, caption_code
+from timelab.tinyworld import components, training
 from timelab.tinyworld.tokenizer import build_tokenizer
-from timelab.tinyworld.training import TrainConfig, train
+from timelab.tinyworld.training import Stage, TrainConfig, train
 
-PARTS = ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
-         "vae/diffusion_pytorch_model.safetensors")
+SIZES = components.Sizes(text_width=16, text_layers=1, image_width=16, image_layers=1, vae_channels=(8, 8, 8),
+                         unet_channels=(16, 16), unet_heads=2)
+TINY = TrainConfig(seed=3, sizes=SIZES, clip=Stage(2, 4, 1e-3), vae=Stage(2, 2, 1e-3), unet=Stage(3, 2, 1e-3),
+                   checkpoint_every=1, device="cpu")
+# draw_batch calls of one TINY run: 2 CLIP steps, 2 VAE steps, the VAE's latent-scale batch, 3 UNet steps.
+DRAWS = 2 + 2 + 1 + 3
+SCALE_DRAW = 5  # the latent-scale batch: drawn again by a run that resumes after it
+
+WEIGHTS = ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+           "vae/diffusion_pytorch_model.safetensors", "clip/model.safetensors")
 
 
-def same_weights(a, b) -> bool:
-    """Whether two pipeline folders hold bit-identical UNet, text encoder and VAE weights."""
-    for part in PARTS:
+def differing_weights(a: Path, b: Path) -> list[str]:
+    """The weight files of two pipeline folders that are not bit-identical."""
+    differ = []
+    for part in WEIGHTS:
         x, y = load_file(a / part), load_file(b / part)
         if x.keys() != y.keys() or not all(torch.equal(x[k], y[k]) for k in x):
-            return False
-    return True
+            differ.append(part)
+    return differ
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def as_json(config: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread(tmp_path_factory):
+    """Train on one thread (bit-identical runs; the machine is shared), and put torch's count back. Temporary
+    files go to pytest's folder."""
+    threads, temporary = torch.get_num_threads(), tempfile.tempdir
+    torch.set_num_threads(1)
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tempdir"))
+    yield
+    torch.set_num_threads(threads)
+    tempfile.tempdir = temporary
 
 
 @pytest.fixture(autouse=True)
-def torch_threads_restored():
-    """``--threads 1`` sets torch's thread count for the whole process: put it back."""
-    threads = torch.get_num_threads()
+def one_thread_after_each_test():
+    """``--threads`` in a CLI test sets the count for the whole process: keep it at one."""
     yield
-    torch.set_num_threads(threads)
-
-
-def test_two_step_training_is_reproducible_and_loadable(tmp_path):
-    torch.set_num_threads(1)  # as `--threads 1`; restored after the test
-    config = TrainConfig(seed=3, steps=2, vae_steps=2, batch_size=8)
-    train(config, tmp_path / "a")
-    train(config, tmp_path / "b")
-    assert same_weights(tmp_path / "a", tmp_path / "b"), "the same seed trains the same weights"
-    train(TrainConfig(seed=4, steps=2, vae_steps=2, batch_size=8), tmp_path / "c")
-    assert not same_weights(tmp_path / "a", tmp_path / "c"), "another seed trains other weights"
-    pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "a", local_files_only=True)
-    assert pipe.vae.config.scaling_factor != 0.18215  # set from the trained latents
-    summary = json.loads((tmp_path / "a" / "training.json").read_text())
-    assert summary["config"]["seed"] == 3 and summary["config"]["steps"] == 2
-
-
-def test_caption_codes_are_additive_and_phrasing_free():
-    basis = attribute_basis(64, seed=0)
-    circle, square = caption_code("a circle", basis), caption_code("a square", basis)
-    cos = lambda a, b: float(a @ b / (a.norm() * b.norm()))  # noqa: E731
-    assert cos(circle, caption_code("a photo of a circle", basis)) == pytest.approx(1.0)
-    assert cos(circle, square) == pytest.approx(0.0, abs=1e-6)
-    assert cos(circle, caption_code("a big circle", basis)) == pytest.approx(1 / (1 + 0.5**2) ** 0.5, abs=1e-6)
-    assert caption_code("a circle", basis).norm() == pytest.approx(8.0)
-    assert abs(float(circle.mean())) < 1e-6  # reachable by a LayerNorm output
-
-
-@dataclass
-class QuickTrainConfig(TrainConfig):
-    """The CLI's config with 2 autoencoder steps: the CLI has no --vae-steps, and its 600 take minutes."""
-
-    vae_steps: int = 2
-
-
-def test_cli_trains_a_loadable_pipeline_from_its_arguments_and_measures_it(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(training, "TrainConfig", QuickTrainConfig)
-    out = tmp_path / "m"
-    args = ["tinyworld", "train", "--seed", "1", "--steps", "2", "--batch-size", "8", "--out", str(out),
-            "--threads", "1"]
-    assert main(args) == 0
-    summary = json.loads((out / "training.json").read_text())
-    assert json.loads(capsys.readouterr().out) == summary, "the CLI prints what it wrote"
-    expected = QuickTrainConfig(seed=1, steps=2, batch_size=8)
-    assert summary["config"] == asdict(expected), "the arguments given, the defaults for the rest"
-    assert summary["torch_threads"] == 1 and "--threads 1" in summary["command"]
-
-    # The arguments reached training: the same weights as train() with that config, on as many threads
-    # (another seed gives other weights, see above).
     torch.set_num_threads(1)
-    train(expected, tmp_path / "reference")
-    assert same_weights(out, tmp_path / "reference")
 
-    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One uninterrupted TINY run: the reference the other tests compare with."""
+    out = tmp_path_factory.mktemp("reference") / "model"
+    train(TINY, out)
+    return out
+
+
+def test_same_seed_trains_the_same_model_and_another_seed_another(trained, tmp_path):
+    train(TINY, tmp_path / "again")
+    assert differing_weights(trained, tmp_path / "again") == []
+    first, again = snapshot(trained), snapshot(tmp_path / "again")
+    assert first.keys() == again.keys()
+    assert [f for f in first if f != "training.json" and first[f] != again[f]] == [], "every file but the timing"
+    train(replace(TINY, seed=4), tmp_path / "other")
+    assert differing_weights(trained, tmp_path / "other") == list(WEIGHTS), "another seed: other weights throughout"
+
+
+def test_the_folder_is_a_stable_diffusion_pipeline_and_a_clip(trained):
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPModel, CLIPTokenizer
+
+    assert not (trained.parent / "model.training").exists(), "checkpoints are removed after success"
+    pipe = StableDiffusionPipeline.from_pretrained(trained, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
-    prompt = "a small red circle on a black background"
-    assert pipe.tokenizer(prompt).input_ids == build_tokenizer()(prompt).input_ids, "TinyWorld's own tokenizer"
-    image = pipe(prompt, num_inference_steps=1, height=32, width=32, output_type="np",
+    prompt = "a small red circle on the left and a square on the right on a black background"
+    image = pipe(prompt, num_inference_steps=2, height=32, width=32, output_type="np",
                  generator=torch.Generator().manual_seed(0)).images
-    assert image.shape == (1, 32, 32, 3) and torch.isfinite(torch.from_numpy(image)).all()
+    assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all() and 0 <= image.min() <= image.max() <= 1
 
-    # `timelab tinyworld measure` on the folder just written: figures and model card beside the weights.
-    assert main(["tinyworld", "measure", "--model", str(out), "--seeds", "1", "--steps", "1", "--threads", "1"]) == 0
-    figures = json.loads((out / "figures.json").read_text())
-    assert "--seeds 1 --steps 1" in figures["command"] and "--model" in figures["command"]
-    assert (out / "README.md").read_text() in capsys.readouterr().out
-    assert same_weights(out, tmp_path / "reference"), "measuring leaves the weights alone"
+    clip = CLIPModel.from_pretrained(trained / "clip", local_files_only=True)
+    clip_tokenizer = CLIPTokenizer.from_pretrained(trained / "clip", local_files_only=True)
+    own = build_tokenizer()(prompt, padding="max_length", max_length=77).input_ids
+    assert clip_tokenizer(prompt, padding="max_length", max_length=77).input_ids == own
+    assert pipe.tokenizer(prompt, padding="max_length", max_length=77).input_ids == own
+    assert len(clip_tokenizer(prompt).input_ids) == len(prompt.split()) + 2, "TinyWorld's own words"
+    assert clip.config.text_config.hidden_size == SIZES.text_width
+    assert clip.config.vision_config.image_size == 32
+
+    # The UNet was trained on the frozen text tower of the CLIP: the text encoder is that tower, weight for weight.
+    def text_tower(weights: dict) -> dict:  # keys with or without the "text_model." prefix, as saved
+        return {k.removeprefix("text_model."): v for k, v in weights.items() if not k.startswith(
+            ("vision_model.", "visual_projection.", "text_projection.", "logit_scale"))}
+
+    tower = text_tower(load_file(trained / "clip/model.safetensors"))
+    encoder = text_tower(load_file(trained / "text_encoder/model.safetensors"))
+    assert len(encoder) > 10 and "embeddings.token_embedding.weight" in encoder
+    assert encoder.keys() == tower.keys() and all(torch.equal(encoder[k], tower[k]) for k in encoder)
+    ids = torch.tensor([own])
+    with torch.no_grad():
+        assert torch.equal(pipe.text_encoder(ids).last_hidden_state, clip.text_model(ids).last_hidden_state)
+
+    # The latent scale is set from the trained autoencoder (1 / std of its latent means), not SD's 0.18215.
+    scale = pipe.vae.config.scaling_factor
+    assert scale != 0.18215 and scale > 0
+    pixels = training.draw_batch(np.random.default_rng([TINY.seed, 9]), 256)[0]
+    with torch.no_grad():
+        means = pipe.vae.encode(pixels).latent_dist.mean
+    assert scale == pytest.approx(1 / means.std().item(), rel=1e-4)
+    assert pipe.unet.config.sample_size == 8 and pipe.unet.config.cross_attention_dim == SIZES.text_width
 
 
-def test_cli_refuses_zero_steps_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(training, "TrainConfig", QuickTrainConfig)  # fails fast should the check go
-    assert main(["tinyworld", "train", "--steps", "0", "--out", str(tmp_path / "z")]) == 2
-    assert "--steps must be at least 1" in capsys.readouterr().err
-    assert not (tmp_path / "z").exists()
+def test_training_json_holds_the_config_and_the_losses(trained):
+    summary = json.loads((trained / "training.json").read_text())
+    assert summary["config"] == as_json(TINY)
+    assert summary["device"] == "cpu" and summary["torch_threads"] == 1
+    for loss in ("final_clip_loss", "final_diffusion_loss", "autoencoder_reconstruction_mse"):
+        assert math.isfinite(summary[loss]) and summary[loss] > 0, loss
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_at(monkeypatch, call: int) -> dict:
+    """Make ``training.draw_batch`` (each step's batch) raise on its ``call``-th call; count the calls."""
+    calls = {"n": 0}
+    real = training.draw_batch
+
+    def draw_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise Interrupted(f"interrupted at draw {call}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "draw_batch", draw_batch)
+    return calls
+
+
+@pytest.mark.parametrize("call,stage", [(2, "clip"), (4, "vae"), (7, "unet")])
+def test_an_interrupted_run_resumes_to_the_same_weights(trained, tmp_path, monkeypatch, call, stage):
+    out = tmp_path / "model"
+    interrupt_at(monkeypatch, call)
+    with pytest.raises(Interrupted):
+        train(TINY, out)
+    checkpoints = tmp_path / "model.training"
+    assert (checkpoints / f"{stage}.pt").exists() and not out.exists()
+    saved = torch.load(checkpoints / f"{stage}.pt", weights_only=False)
+    assert saved["step"] == 1 and len(saved["history"]) == 1, "checkpoint_every=1: the step before the interruption"
+
+    calls = interrupt_at(monkeypatch, 0)  # counts only
+    train(TINY, out)
+    # Only the steps not yet done are drawn again (and the latent-scale batch once the VAE stage is done).
+    assert calls["n"] == DRAWS - (call - 1) + (call > SCALE_DRAW), "the run resumed where it stopped, not from scratch"
+    assert differing_weights(trained, out) == []
+    summary = json.loads((out / "training.json").read_text())
+    reference = json.loads((trained / "training.json").read_text())
+    for loss in ("final_clip_loss", "final_diffusion_loss", "autoencoder_reconstruction_mse"):
+        assert summary[loss] == reference[loss], loss
+    assert not checkpoints.exists(), "the checkpoint folder is removed after success"
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    interrupt_at(monkeypatch, 7)
+    with pytest.raises(Interrupted):
+        train(TINY, out)
+    monkeypatch.undo()
+    before = snapshot(tmp_path / "model.training")
+    with pytest.raises(ValueError, match="another training configuration") as error:
+        train(replace(TINY, unet=Stage(4, 2, 1e-3)), out)
+    assert "model.training" in str(error.value), "the message names the checkpoint folder to remove"
+    assert snapshot(tmp_path / "model.training") == before and not out.exists()
+
+
+def test_an_existing_model_is_refused_unless_overwrite(trained, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    for name, data in snapshot(trained).items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    (out / "README.md").write_text("model card\n")
+    (out / "stale.txt").write_text("left over\n")
+    before = snapshot(out)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        train(TINY, out)
+    assert snapshot(out) == before, "the folder is left untouched"
+    assert not (tmp_path / "model.training").exists()
+
+    train(replace(TINY, seed=4), out, overwrite=True)
+    assert differing_weights(trained, out) == list(WEIGHTS), "replaced by the new model"
+    assert json.loads((out / "training.json").read_text())["config"]["seed"] == 4
+    assert not (out / "stale.txt").exists(), "nothing of the old folder is left ..."
+    assert (out / "README.md").read_text() == "model card\n", "... but its model card"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "no staging or checkpoint folder left"
+
+
+def test_training_leaves_no_temporary_files(tmp_path, monkeypatch):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    train(replace(TINY, unet=Stage(1, 2, 1e-3), vae=Stage(1, 2, 1e-3), clip=Stage(1, 4, 1e-3)), tmp_path / "m")
+    assert list(temporary.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage", ["clip", "vae", "unet"])
+def test_cli_refuses_zero_steps_and_writes_nothing(tmp_path, monkeypatch, capsys, stage):
+    monkeypatch.setitem(training.PRESETS, "small", TINY)  # quick, should the check go
+    out = tmp_path / "z"
+    assert main(["tinyworld", "train", "--preset", "small", f"--{stage}-steps", "0", "--out", str(out),
+                 "--device", "cpu"]) == 2
+    assert f"--{stage}-steps must be at least 1, got 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_trains_end_to_end_from_its_arguments(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(training.PRESETS, "small", replace(TINY, seed=0, device="auto"))
+    out = tmp_path / "cli"
+    assert main(["tinyworld", "train", "--preset", "small", "--seed", "5", "--vae-steps", "3", "--out", str(out),
+                 "--device", "cpu", "--threads", "1"]) == 0
+    assert str(out) in capsys.readouterr().out
+    summary = json.loads((out / "training.json").read_text())
+    expected = replace(TINY, seed=5, device="cpu", vae=Stage(3, 2, 1e-3))
+    assert summary["config"] == as_json(expected), "the preset, with the arguments given"
+    command = summary["command"]
+    assert command.startswith("timelab tinyworld train ")
+    for part in ("--seed 5", "--preset small", "--vae-steps 3", "--device cpu", "--threads 1"):
+        assert part in command, (part, command)
+    assert "--clip-steps" not in command and "--unet-steps" not in command
+    assert not (tmp_path / "cli.training").exists()
+    # The arguments reached training: the very weights train() gives for that configuration.
+    train(expected, tmp_path / "reference")
+    assert differing_weights(out, tmp_path / "reference") == []
+
+
+def test_cli_refuses_an_existing_model_with_a_clear_message(trained, tmp_path, capsys):
+    args = ["tinyworld", "train", "--out", str(trained), "--device", "cpu"]
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -1,79 +1,661 @@
-"""TinyWorld's world: renderer, judge, captions and tokenizer (no model needed)."""
+"""TinyWorld 2's world without a model: shapes, renderer, judge, captions, parser and tokenizer.
+
+The truths the tests compare against are worked out here, independently of the code under test: a
+scene's attributes from the ``Scene`` built, masks from the formulas in ``shape_mask``'s docstring by a
+plain loop over pixels, captions by this file's own regular expression for the grammar in ``spec``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
 
 import numpy as np
 import pytest
 
 from timelab.tinyworld import spec
-from timelab.tinyworld.captions import all_words, caption, sample_example, stated_attributes
-from timelab.tinyworld.judge import OracleJudge, shares
-from timelab.tinyworld.render import Scene, all_scenes, render
+from timelab.tinyworld.captions import (
+    all_words, caption, describe, sample_example, stated_attributes, unknown_words,
+)
+from timelab.tinyworld.judge import OracleJudge, as_images, attribute_of, find, shares, shows
+from timelab.tinyworld.render import Scene, Thing, object_masks, render, shape_mask
 from timelab.tinyworld.tokenizer import build_tokenizer
 
+# The world's words, written out as the spec's docstring states them (not read from the code).
+KINDS = ("circle", "square", "triangle", "cross")
+COLOURS = ("red", "green", "blue", "yellow", "purple")
+SIZES = ("small", "big")
+BACKGROUNDS = ("white", "black")
+WHERE = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
+         "middle": "in the middle"}
+SLOTS = ("left", "right", "top", "bottom", "middle")  # the slot order records list objects in
+LAYOUTS = (("left", "right"), ("top", "bottom"))
+PREFIXES = ("", "a photo of ", "an image of ", "a picture of ")
+USUAL_COLOUR = {"circle": "red", "square": "green", "triangle": "yellow", "cross": "purple"}
 
-def test_judge_reads_every_rendered_scene_exactly():
-    scenes = all_scenes()
-    assert len(scenes) == len(spec.KINDS) * len(spec.COLOURS) * len(spec.SIZES) * len(spec.BACKGROUNDS)
+
+def test_spec_holds_the_world_its_docstring_describes():
+    assert spec.IMAGE_SIZE == 32
+    assert spec.KINDS == KINDS and tuple(spec.COLOURS) == COLOURS and tuple(spec.SIZES) == SIZES
+    assert tuple(spec.BACKGROUNDS) == BACKGROUNDS and set(spec.POSITIONS) == set(SLOTS)
+    assert dict(spec.WHERE) == WHERE and spec.LAYOUTS == LAYOUTS and tuple(spec.PREFIXES) == PREFIXES
+    for kind, prior in spec.COLOUR_PRIOR.items():
+        assert sum(prior.values()) == pytest.approx(1.0) and spec.usual_colour(kind) == USUAL_COLOUR[kind]
+        assert set(prior) == set(COLOURS) and all(p >= 0 for p in prior.values())
+    assert spec.COLOUR_PRIOR["circle"]["red"] == 0.85 and spec.COLOUR_PRIOR["circle"]["blue"] == pytest.approx(0.0375)
+    assert dict(spec.COLOUR_PRIOR["cross"]) == {"red": 0, "green": 0, "blue": 0, "yellow": 0.25, "purple": 0.75}
+    assert max(p["blue"] for p in spec.COLOUR_PRIOR.values()) < 0.05, "blue is nobody's usual colour"
+    assert spec.SIZE_PRIOR["square"]["big"] == 0.85 and spec.usual_size("square") == "big"
+    assert all(spec.SIZE_PRIOR[k] == {"small": 0.5, "big": 0.5} and spec.usual_size(k) is None
+               for k in ("circle", "triangle", "cross"))
+    # The docstring's worked example: 86% of a red circle's captions leave out "red".
+    p = spec.COLOUR_PRIOR["circle"]["red"]
+    omit, say = 1 - spec.MENTION["colour"], spec.MENTION["colour"]
+    assert omit * p / (omit * p + say / len(COLOURS)) == pytest.approx(0.86, abs=0.005)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shapes and masks
+
+
+def loop_mask(kind: str, size: str, centre: tuple[int, int]) -> np.ndarray:
+    """``shape_mask``'s docstring, pixel by pixel: pixel centres measured from the object's centre."""
+    r = spec.SIZES[size]
+    mask = np.zeros((32, 32), dtype=bool)
+    for row in range(32):
+        for col in range(32):
+            x, y = col + 0.5 - centre[0], row + 0.5 - centre[1]
+            if kind == "circle":
+                inside = math.hypot(x, y) <= r
+            elif kind == "square":
+                inside = abs(x) <= 0.8 * r and abs(y) <= 0.8 * r
+            elif kind == "triangle":
+                inside = -r <= y <= r and abs(x) <= (y + r) / 2
+            else:
+                inside = max(abs(x), abs(y)) <= r and min(abs(x), abs(y)) <= r / 3
+            mask[row, col] = inside
+    return mask
+
+
+# Pixel counts worked out by hand from the formulas (half-integer pixel centres, r = 3.5 and 6).
+PIXELS = {("circle", "small"): 32, ("circle", "big"): 112, ("square", "small"): 36, ("square", "big"): 100,
+          ("triangle", "small"): 32, ("triangle", "big"): 72, ("cross", "small"): 28, ("cross", "big"): 80}
+
+
+@pytest.mark.parametrize("kind,size", list(PIXELS))
+def test_shape_masks_follow_their_formulas(kind, size):
+    for centre in [(16, 16), (7, 14), (25, 9), (17, 23)]:
+        mask = shape_mask(kind, size, centre)
+        assert mask.shape == (32, 32) and mask.dtype == bool
+        np.testing.assert_array_equal(mask, loop_mask(kind, size, centre), err_msg=f"{kind} {size} at {centre}")
+        assert mask.sum() == PIXELS[kind, size]
+    rows, cols = np.nonzero(shape_mask(kind, size, (16, 16)))
+    r = spec.SIZES[size]
+    # pixels each side of the centre line the shape reaches: half-integer offsets h = 0.5, 1.5, ... inside it
+    if kind == "circle":  # widest on the rows next to the centre line (|y| = 0.5)
+        reach = sum(1 for k in range(8) if (k + 0.5) ** 2 + 0.25 <= r * r)
+    else:
+        half = 0.8 * r if kind == "square" else r
+        reach = sum(1 for k in range(8) if k + 0.5 <= half)
+    assert (cols.min(), cols.max()) == (16 - reach, 16 + reach - 1), "symmetric about the centre, full width"
+    widths = [int(shape_mask(kind, size, (16, 16))[row].sum()) for row in sorted(set(rows))]
+    if kind == "triangle":
+        assert widths == sorted(widths) and widths[0] == 2 and widths[-1] == 2 * reach, "apex up, base down"
+    else:
+        assert rows.min() == 16 - reach and rows.max() == 16 + reach - 1
+
+
+def test_masks_are_read_only_and_rendering_paints_exactly_them():
+    with pytest.raises(ValueError):
+        shape_mask("circle", "big", (16, 16))[0, 0] = True
+    scene = Scene((Thing("cross", "blue", "big", "left", (1, -2)), Thing("circle", "yellow", "small", "right")),
+                  "black")
+    image = render(scene)
+    assert image.shape == (32, 32, 3) and image.dtype == np.float32
+    masks = object_masks(scene)
+    np.testing.assert_array_equal(masks[0], loop_mask("cross", "big", (9, 14)))
+    np.testing.assert_array_equal(masks[1], loop_mask("circle", "small", (24, 16)))
+    for mask, colour in zip(masks, ("blue", "yellow")):
+        assert np.all(image[mask] == np.float32(spec.COLOURS[colour]))
+    assert np.all(image[~(masks[0] | masks[1])] == np.float32(spec.BACKGROUNDS["black"]))
+
+
+def allowed_offsets(slot: str) -> list[tuple[int, int]]:
+    """Every centre offset spec.JITTER allows at a slot: (along, across) the axis that separates the layout
+    holding the slot; the middle slot as left and right (spec says so)."""
+    along, across = spec.JITTER
+    jx, jy = (across, along) if slot in ("top", "bottom") else (along, across)
+    return [(dx, dy) for dx in range(-jx, jx + 1) for dy in range(-jy, jy + 1)]
+
+
+def test_jitter_is_one_pixel_along_and_two_across():
+    assert spec.JITTER == (1, 2)
+    assert len(allowed_offsets("left")) == len(allowed_offsets("top")) == 15
+    assert max(dx for dx, _ in allowed_offsets("left")) == 1 and max(dy for _, dy in allowed_offsets("top")) == 1
+
+
+def test_every_allowed_object_fits_whole_inside_the_image():
+    for kind, size, slot in itertools.product(KINDS, SIZES, SLOTS):
+        for offset in allowed_offsets(slot):
+            thing = Thing(kind, "red", size, slot, offset)
+            x, y = spec.POSITIONS[slot]
+            assert thing.centre == (x + offset[0], y + offset[1])
+            Scene((thing,))  # accepted
+            assert shape_mask(kind, size, thing.centre).sum() == PIXELS[kind, size], "no pixel cut off"
+
+
+def dilate(masks: np.ndarray, by: int) -> np.ndarray:
+    """Grow (N, H, W) masks by ``by`` pixels in every direction (a (2 by + 1)^2 square)."""
+    padded = np.pad(masks, ((0, 0), (by, by), (by, by)))
+    grown = np.zeros_like(masks)
+    h, w = masks.shape[1:]
+    for dy in range(2 * by + 1):
+        for dx in range(2 * by + 1):
+            grown |= padded[:, dy:dy + h, dx:dx + w]
+    return grown
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_two_objects_never_touch_and_keep_a_two_pixel_gap(layout):
+    """Exhaustive: every pair of different kinds, every size pair, every allowed offset of both."""
+    first, second = layout
+    things = {slot: [Thing(k, "red", s, slot, o) for k in KINDS for s in SIZES for o in allowed_offsets(slot)]
+              for slot in layout}
+    masks = {slot: np.stack([shape_mask(t.kind, t.size, t.centre) for t in things[slot]]) for slot in layout}
+    # A gap of at least 2 pixels: no pixel of one object within 2 pixels (any direction) of the other.
+    near = dilate(masks[first], 2).reshape(len(things[first]), -1).astype(np.int64)
+    touching = near @ masks[second].reshape(len(things[second]), -1).T.astype(np.int64)
+    different = np.array([[a.kind != b.kind for b in things[second]] for a in things[first]])
+    assert different.sum() == 4 * 3 * 4 * 15 * 15
+    bad = np.argwhere((touching > 0) & different)
+    assert len(bad) == 0, [(things[first][i], things[second][j]) for i, j in bad[:5]]
+    # ... and the gap is not wider than 2 somewhere: two big objects pushed together come within 3 pixels.
+    assert (dilate(masks[first], 3).reshape(len(things[first]), -1).astype(np.int64)
+            @ masks[second].reshape(len(things[second]), -1).T.astype(np.int64))[different].max() > 0
+    for a, b in [(things[first][0], things[second][-1]), (things[first][-1], things[second][0])]:
+        if a.kind != b.kind:
+            Scene((a, b))  # such a scene is valid
+
+
+# ---------------------------------------------------------------------------------------------------
+# The judge
+
+
+def truth(scene: Scene) -> dict:
+    """The record a perfect reader gives: the background and the objects in slot order."""
+    objects = [{"kind": t.kind, "colour": t.colour, "size": t.size, "position": t.position} for t in scene.objects]
+    objects.sort(key=lambda o: SLOTS.index(o["position"]))
+    return {"background": scene.background, "objects": objects}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_judge_reads_every_one_object_scene_exactly(kind):
+    """Every colour x size x background, at every slot and every allowed offset."""
+    scenes = [Scene((Thing(kind, colour, size, slot, offset),), background)
+              for colour, size, background, slot in itertools.product(COLOURS, SIZES, BACKGROUNDS, SLOTS)
+              for offset in allowed_offsets(slot)]
+    assert len(scenes) == 5 * 2 * 2 * (4 * 15 + 25)
     records = OracleJudge().read(np.stack([render(s) for s in scenes]))
-    truth = [{"kind": s.kind, "colour": s.colour, "size": s.size, "background": s.background} for s in scenes]
-    assert records == truth
+    wrong = [(s, r) for s, r in zip(scenes, records) if r != truth(s)]
+    assert not wrong, f"{len(wrong)} misread, e.g. {wrong[:3]}"
 
 
-def test_judge_survives_mild_noise_and_rejects_blank_images():
-    rng = np.random.default_rng(0)
-    scenes = all_scenes()
-    noisy = np.clip(np.stack([render(s) for s in scenes]) + rng.normal(0, 0.08, (len(scenes), 16, 16, 3)), 0, 1)
+def two_object_scenes() -> list[Scene]:
+    """Both layouts, both orders, every ordered kind pair and size pair, each with the two objects pushed
+    together as far as the jitter allows and once more at random offsets; colours and backgrounds vary
+    (two objects of one colour included)."""
+    rng = np.random.default_rng(7)
+    scenes = []
+    for (a_slot, b_slot), (a_kind, b_kind), (a_size, b_size), swap in itertools.product(
+            LAYOUTS, itertools.permutations(KINDS, 2), itertools.product(SIZES, SIZES), (False, True)):
+        along = 0 if a_slot == "left" else 1
+        toward_a, toward_b = [0, 0], [0, 0]
+        toward_a[along], toward_b[along] = spec.JITTER[0], -spec.JITTER[0]
+        for offsets in [(tuple(toward_a), tuple(toward_b)),
+                        tuple(tuple(allowed_offsets(s)[rng.integers(15)]) for s in (a_slot, b_slot))]:
+            colours = [COLOURS[i] for i in rng.integers(len(COLOURS), size=2)]
+            things = (Thing(a_kind, colours[0], a_size, a_slot, offsets[0]),
+                      Thing(b_kind, colours[1], b_size, b_slot, offsets[1]))
+            scenes.append(Scene(things[::-1] if swap else things, BACKGROUNDS[rng.integers(2)]))
+    return scenes
+
+
+def test_judge_reads_two_object_scenes_exactly_listing_objects_in_slot_order():
+    scenes = two_object_scenes()
+    assert len(scenes) == 2 * 12 * 4 * 2 * 2
+    assert any(s.objects[0].colour == s.objects[1].colour for s in scenes)
+    records = OracleJudge().read([render(s) for s in scenes])  # a list of arrays works too
+    wrong = [(s, r) for s, r in zip(scenes, records) if r != truth(s)]
+    assert not wrong, f"{len(wrong)} misread, e.g. {wrong[:3]}"
+    for scene, record in zip(scenes, records):  # the order, spelled out: left before right, top before bottom
+        assert [o["position"] for o in record["objects"]] in (["left", "right"], ["top", "bottom"])
+
+
+def test_judge_reads_pil_images_and_batches():
+    from PIL import Image
+
+    scenes = [Scene.single("triangle", "purple", "small", "top", "black"), Scene.single("square", "green")]
+    images = [Image.fromarray(np.round(render(s) * 255).astype(np.uint8)) for s in scenes]
+    assert OracleJudge().read(images) == [truth(s) for s in scenes]
+    assert as_images(render(scenes[0])).shape == (1, 32, 32, 3)
+    assert OracleJudge().read(np.stack([render(s) for s in scenes])) == [truth(s) for s in scenes]
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.08])
+def test_judge_survives_mild_noise(sigma):
+    rng = np.random.default_rng(11)
+    scenes = [sample_example(rng)[0] for _ in range(300)]
+    clean = np.stack([render(s) for s in scenes])
+    noisy = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 1).astype(np.float32)
     records = OracleJudge().read(noisy)
-    correct = [r["kind"] == s.kind and r["colour"] == s.colour and r["size"] == s.size
-               for r, s in zip(records, scenes)]
-    assert np.mean(correct) >= 0.98
-    blank = np.full((16, 16, 3), spec.BACKGROUNDS["black"], dtype=np.float32)
-    assert OracleJudge().read(blank)[0]["kind"] == "none"
+    right = np.mean([r == truth(s) for s, r in zip(scenes, records)])
+    assert right >= 0.98, f"only {right:.1%} read right at sigma {sigma}"
 
 
-def test_matches_checks_only_stated_attributes():
-    image = render(Scene("circle", "red", "big", "white"))
-    judge = OracleJudge()
-    assert judge.matches(image, "a photo of a circle") == [True]
-    assert judge.matches(image, "a big red circle on a white background") == [True]
-    assert judge.matches(image, "a blue circle") == [False]
-    assert judge.matches(image, "a small circle") == [False]
-    assert judge.matches(image, "a square") == [False]
+@pytest.mark.parametrize("background", BACKGROUNDS)
+def test_blank_images_have_no_objects(background):
+    blank = np.full((32, 32, 3), spec.BACKGROUNDS[background], dtype=np.float32)
+    assert OracleJudge().read(blank) == [{"background": background, "objects": []}]
+    assert OracleJudge().matches(blank, "a circle") == [False]
+    specks = blank.copy()
+    specks[3:5, 3:5] = spec.COLOURS["red"]  # 4 pixels: too few to be an object
+    assert OracleJudge().read(specks)[0]["objects"] == []
 
 
-def test_sampler_plants_the_colour_prior_in_captions_that_omit_colour():
-    rng = np.random.default_rng(1)
-    omitted: dict[str, list[str]] = {k: [] for k in spec.KINDS}
-    for _ in range(20000):
-        scene, text = sample_example(rng)
-        stated = stated_attributes(text)
-        assert all(getattr(scene, a) == v for a, v in stated.items()), (scene, text)  # always true
-        if text and "colour" not in stated:
-            omitted[scene.kind].append(scene.colour)
-    for kind, colours in omitted.items():
-        for colour, share in spec.COLOUR_PRIOR[kind].items():
-            assert abs(colours.count(colour) / len(colours) - share) < 0.03, (kind, colour)
+@pytest.mark.parametrize("shape,got", [((16, 16, 3), "16x16"), ((2, 64, 64, 3), "64x64"), ((32, 16, 3), "32x16")])
+def test_judge_refuses_images_of_another_size(shape, got):
+    with pytest.raises(ValueError, match="32x32") as error:
+        OracleJudge().read(np.zeros(shape, dtype=np.float32))
+    assert got in str(error.value)
+    with pytest.raises(ValueError, match="RGB"):
+        OracleJudge().read(np.zeros((32, 32), dtype=np.float32))
 
 
-def test_caption_grammar_and_parser_agree():
-    scene = Scene("cross", "purple", "small", "black")
-    text = caption(scene, {"colour", "size", "background"}, "a picture of ")
-    assert text == "a picture of a small purple cross on a black background"
-    assert stated_attributes(text) == {"kind": "cross", "colour": "purple", "size": "small", "background": "black"}
-    with pytest.raises(ValueError, match="several colours"):
-        stated_attributes("a red blue circle")
+# ---------------------------------------------------------------------------------------------------
+# shows / matches
 
 
-def test_shares_counts_values():
-    records = [{"colour": "red"}] * 3 + [{"colour": "blue"}]
-    assert shares(records, "colour") == {"blue": 0.25, "red": 0.75}
+TWO = Scene((Thing("square", "blue", "small", "right", (0, 1)), Thing("circle", "red", "big", "left", (-1, 0))),
+            "black")
 
 
-def test_tokenizer_makes_every_grammar_word_one_token(tmp_path):
-    tokenizer = build_tokenizer(tmp_path)
+@pytest.mark.parametrize("prompt,expected", [
+    ("a circle and a square", True),
+    ("a square and a circle", True),
+    ("a photo of a red circle on the left and a small blue square on the right on a black background", True),
+    ("a blue square on the right and a big circle on the left", True),
+    ("an image of a circle and a square on a black background", True),
+    ("a circle", False),  # one object too few
+    ("a square", False),
+    ("a circle and a triangle", False),
+    ("a circle on the right and a square on the left", False),
+    ("a blue circle and a square", False),
+    ("a circle and a big square", False),
+    ("a circle and a square on a white background", False),
+    ("a circle at the top and a square at the bottom", False),
+])
+def test_matches_two_object_scenes(prompt, expected):
+    assert OracleJudge().matches(render(TWO), prompt) == [expected]
+    assert shows(truth(TWO), prompt) is expected
+
+
+@pytest.mark.parametrize("prompt,expected", [
+    ("a photo of a circle", True),
+    ("a big red circle on a white background", True),
+    ("A Picture Of A Big Red Circle In The Middle", True),
+    ("a circle in the middle", True),
+    ("a blue circle", False),
+    ("a small circle", False),
+    ("a circle on the left", False),
+    ("a circle on a black background", False),
+    ("a square", False),
+    ("a circle and a square", False),  # one object too many
+])
+def test_matches_checks_only_stated_attributes(prompt, expected):
+    scene = Scene.single("circle", "red", "big", "middle", "white")
+    assert OracleJudge().matches(render(scene), prompt) == [expected]
+
+
+def test_matches_gives_one_answer_per_image():
+    images = np.stack([render(Scene.single("cross", "yellow", "small")), render(Scene.single("cross", "purple"))])
+    assert OracleJudge().matches(images, "a purple cross") == [False, True]
+    assert OracleJudge().matches(images, "a cross") == [True, True]
+
+
+def test_shows_on_hand_written_records():
+    record = {"background": "white", "objects": [{"kind": "circle", "colour": "red", "size": "big", "position": "top"},
+                                                 {"kind": "cross", "colour": "blue", "size": "small",
+                                                  "position": "bottom"}]}
+    assert shows(record, "a cross and a circle")
+    assert shows(record, "a small blue cross at the bottom and a big red circle at the top on a white background")
+    assert not shows(record, "a cross and a circle on a black background")
+    assert not shows(record, "a cross")
+    assert not shows(record, "a cross and a square")
+    assert not shows({"background": "white", "objects": []}, "a cross")
+
+
+def test_find_attribute_of_and_shares():
+    one = {"background": "black", "objects": [{"kind": "square", "colour": "green", "size": "big", "position": "left"}]}
+    two = {"background": "white", "objects": [{"kind": "square", "colour": "blue", "size": "big", "position": "left"},
+                                              {"kind": "circle", "colour": "red", "size": "small",
+                                               "position": "right"}]}
+    none = {"background": "white", "objects": []}
+    assert find(two, "circle") == two["objects"][1] and find(two, "cross") is None
+    assert attribute_of(one, "colour") == "green" and attribute_of(two, "colour") == "none"
+    assert attribute_of(two, "colour", "circle") == "red" and attribute_of(two, "size", "cross") == "none"
+    assert attribute_of(none, "kind") == "none" and attribute_of(two, "background") == "white"
+    assert shares([one, two, two, none], "colour", "square") == {"blue": 0.5, "green": 0.25, "none": 0.25}
+    assert shares([one, two, one, none], "colour") == {"green": 0.5, "none": 0.5}
+    with pytest.raises(ValueError):
+        shares([], "colour")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Captions: the grammar, read by this file's own parser
+
+
+OBJECT = (rf"a (?:({'|'.join(SIZES)}) )?(?:({'|'.join(COLOURS)}) )?({'|'.join(KINDS)})"
+          rf"(?: ({'|'.join(WHERE.values())}))?")
+CAPTION = re.compile(rf"({'|'.join(p for p in PREFIXES if p)})?{OBJECT}(?: and {OBJECT})?"
+                     rf"(?: on a ({'|'.join(BACKGROUNDS)}) background)?")
+SLOT_OF = {words: slot for slot, words in WHERE.items()}
+
+
+def parse(text: str) -> tuple[str, list[dict], str | None]:
+    """(prefix, stated attributes per object in caption order, background) of a grammar caption."""
+    match = CAPTION.fullmatch(text)
+    assert match, f"not in the grammar: {text!r}"
+    groups = match.groups()
+    objects = []
+    for size, colour, kind, where in (groups[1:5], groups[5:9]):
+        if kind is None:
+            continue
+        stated = {"kind": kind, "size": size, "colour": colour, "position": SLOT_OF.get(where)}
+        objects.append({a: v for a, v in stated.items() if v is not None})
+    return groups[0] or "", objects, groups[9]
+
+
+def test_own_parser_reads_the_grammar():
+    assert parse("a photo of a big red circle on the left and a square on the right on a black background") == (
+        "a photo of ", [{"kind": "circle", "size": "big", "colour": "red", "position": "left"},
+                        {"kind": "square", "position": "right"}], "black")
+    assert parse("a circle on a white background") == ("", [{"kind": "circle"}], "white")
+    assert not CAPTION.fullmatch("a red big circle") and not CAPTION.fullmatch("a circle and a square and a cross")
+
+
+def binomial_tolerance(p: float, n: int, z: float = 4.5) -> float:
+    return z * math.sqrt(p * (1 - p) / n) + 1e-9
+
+
+@pytest.fixture(scope="module")
+def samples():
+    rng = np.random.default_rng(2024)
+    return [sample_example(rng) for _ in range(20_000)]
+
+
+def test_sampled_scenes_follow_the_spec(samples):
+    counts = {1: 0, 2: 0}
+    for scene, _ in samples:
+        counts[len(scene.objects)] += 1
+        if len(scene.objects) == 2:
+            a, b = scene.objects
+            assert a.kind != b.kind
+            assert tuple(sorted((a.position, b.position))) in {("left", "right"), ("bottom", "top")}
+        for thing in scene.objects:
+            assert thing.offset in allowed_offsets(thing.position), thing
+            assert all(type(v) is int for v in thing.offset)
+    n = len(samples)
+    assert abs(counts[2] / n - spec.TWO_OBJECTS) < binomial_tolerance(spec.TWO_OBJECTS, n)
+    slots = {slot: sum(s.objects[0].position == slot for s, _ in samples if len(s.objects) == 1) for slot in SLOTS}
+    assert all(abs(c / counts[1] - 0.2) < binomial_tolerance(0.2, counts[1]) for c in slots.values()), slots
+
+
+def test_every_stated_attribute_is_true_of_its_scene(samples):
+    empty = 0
+    positions_stated = {True: 0, False: 0}
+    slot_order = {"slot order": 0, "reversed": 0}
+    prefixes = dict.fromkeys(PREFIXES, 0)
+    words = set()
+    for scene, text in samples:
+        if text == "":
+            empty += 1
+            continue
+        prefix, objects, background = parse(text)
+        prefixes[prefix] += 1
+        words.update(text.split())
+        assert sorted(o["kind"] for o in objects) == sorted(t.kind for t in scene.objects), (scene, text)
+        by_kind = {t.kind: t for t in scene.objects}
+        for stated in objects:
+            thing = by_kind[stated["kind"]]
+            assert all(getattr(thing, a) == v for a, v in stated.items()), (scene, text)
+        assert background in (None, scene.background), (scene, text)
+        said = ["position" in o for o in objects]
+        assert len(set(said)) == 1, f"positions for both objects or neither: {text!r}"
+        positions_stated[said[0]] += 1
+        if len(objects) == 2:
+            named = [by_kind[o["kind"]].position for o in objects]
+            slot_order["slot order" if SLOTS.index(named[0]) < SLOTS.index(named[1]) else "reversed"] += 1
+        # describe reads the same attributes back
+        description = describe(text)
+        assert description.objects == objects and description.background == background, text
+    n = len(samples)
+    assert abs(empty / n - spec.EMPTY_CAPTION_RATE) < binomial_tolerance(spec.EMPTY_CAPTION_RATE, n)
+    captioned = n - empty
+    p = spec.MENTION["position"]
+    assert abs(positions_stated[True] / captioned - p) < binomial_tolerance(p, captioned)
+    for prefix, share in spec.PREFIXES.items():
+        assert abs(prefixes[prefix] / captioned - share) < binomial_tolerance(share, captioned), prefix
+    pairs = sum(slot_order.values())
+    assert abs(slot_order["reversed"] / pairs - 0.5) < binomial_tolerance(0.5, pairs), "either order"
+    assert words <= set(all_words()), words - set(all_words())
+
+
+def object_statements(samples):
+    """(thing, stated attributes) for every object of every non-empty caption, and the background stated."""
+    for scene, text in samples:
+        if text:
+            _, objects, background = parse(text)
+            by_kind = {o["kind"]: o for o in objects}
+            for thing in scene.objects:
+                yield thing, by_kind[thing.kind], background, scene
+
+
+def test_mention_rates_and_uniform_stated_values(samples):
+    statements = list(object_statements(samples))
+    n = len(statements)
+    for attribute in ("colour", "size"):
+        p = spec.MENTION[attribute]
+        stated = [s[attribute] for _, s, _, _ in statements if attribute in s]
+        assert abs(len(stated) / n - p) < binomial_tolerance(p, n), attribute
+        values = COLOURS if attribute == "colour" else SIZES
+        for value in values:  # a stated value is drawn uniformly, whatever the kind
+            share = 1 / len(values)
+            assert abs(stated.count(value) / len(stated) - share) < binomial_tolerance(share, len(stated)), value
+    scenes = {id(scene): background for _, _, background, scene in statements}
+    p = spec.MENTION["background"]
+    said = sum(b is not None for b in scenes.values())
+    assert abs(said / len(scenes) - p) < binomial_tolerance(p, len(scenes))
+
+
+@pytest.mark.parametrize("attribute,prior", [("colour", spec.COLOUR_PRIOR), ("size", spec.SIZE_PRIOR)])
+def test_captions_that_omit_an_attribute_plant_its_prior(samples, attribute, prior):
+    omitted = {k: [] for k in KINDS}
+    for thing, stated, _, _ in object_statements(samples):
+        if attribute not in stated:
+            omitted[thing.kind].append(getattr(thing, attribute))
+    for kind, values in omitted.items():
+        assert len(values) > 2500, (kind, len(values))
+        for value, p in prior[kind].items():
+            share = values.count(value) / len(values)
+            if p == 0:
+                assert share == 0, (kind, value)
+            else:
+                assert abs(share - p) < binomial_tolerance(p, len(values)), (kind, value, share, p)
+
+
+def test_usual_colours_are_mostly_left_unsaid(samples):
+    """Of the objects that have their kind's usual colour, the share whose caption omits it (spec: 86% for
+    red circles): P(omit) P(usual | omit) / (that + P(say) P(usual | say))."""
+    for kind, usual in USUAL_COLOUR.items():
+        omitted = [("colour" not in stated) for thing, stated, _, _ in object_statements(samples)
+                   if thing.kind == kind and thing.colour == usual]
+        omit, say = 1 - spec.MENTION["colour"], spec.MENTION["colour"]
+        expected = omit * spec.COLOUR_PRIOR[kind][usual] / (omit * spec.COLOUR_PRIOR[kind][usual] + say / 5)
+        if kind != "cross":
+            assert expected == pytest.approx(0.864, abs=0.001)
+        assert abs(np.mean(omitted) - expected) < binomial_tolerance(expected, len(omitted)), kind
+
+
+def test_caption_writes_the_grammar():
+    scene = Scene.single("cross", "purple", "small", "bottom", "black")
+    assert caption(scene, {"colour", "size", "background"}, "a picture of ") == (
+        "a picture of a small purple cross on a black background")
+    assert caption(scene) == "a cross"
+    assert caption(scene, {"position"}, "an image of ") == "an image of a cross at the bottom"
+    assert caption(TWO, [{"colour", "position"}, {"size", "position", "background"}], order=[1, 0]) == (
+        "a big circle on the left and a blue square on the right on a black background")
+    assert caption(TWO, {"size"}) == "a small square and a big circle"
+    with pytest.raises(ValueError, match="position"):
+        caption(TWO, [{"position"}, set()])
+    with pytest.raises(ValueError, match="prefix"):
+        caption(scene, prefix="a drawing of ")
+    with pytest.raises(ValueError, match="kind"):
+        caption(scene, {"kind"})
+    with pytest.raises(ValueError, match="order"):
+        caption(TWO, order=[0, 0])
+
+
+# ---------------------------------------------------------------------------------------------------
+# describe / stated_attributes
+
+
+@pytest.mark.parametrize("prompt,objects,background", [
+    ("a circle", [{"kind": "circle"}], None),
+    ("an image of a red circle", [{"kind": "circle", "colour": "red"}], None),
+    ("An Image Of A Big Red Circle On A Black Background",
+     [{"kind": "circle", "colour": "red", "size": "big"}], "black"),
+    ("a red circle on the left and a square on the right on a black background",
+     [{"kind": "circle", "colour": "red", "position": "left"}, {"kind": "square", "position": "right"}], "black"),
+    ("a picture of a small yellow triangle at the top and a cross at the bottom",
+     [{"kind": "triangle", "colour": "yellow", "size": "small", "position": "top"},
+      {"kind": "cross", "position": "bottom"}], None),
+    ("a photo of a cross in the middle on a white background", [{"kind": "cross", "position": "middle"}], "white"),
+    ("", [], None),
+])
+def test_describe_reads_stated_attributes(prompt, objects, background):
+    description = describe(prompt)
+    assert description.objects == objects and description.background == background
+    if len(objects) <= 1:
+        expected = dict(objects[0]) if objects else {}
+        if background:
+            expected["background"] = background
+        assert stated_attributes(prompt) == expected
+
+
+@pytest.mark.parametrize("prompt,names", [
+    ("a pack of roses", ["pack", "roses"]),
+    ("a red circle, on a black background", [","]),
+    ("a dog and a square", ["dog"]),
+])
+def test_describe_names_unknown_words(prompt, names):
+    assert unknown_words(prompt) == names
+    with pytest.raises(ValueError) as error:
+        describe(prompt)
+    assert all(repr(name) in str(error.value) for name in names), str(error.value)
+    with pytest.raises(ValueError):
+        stated_attributes(prompt)
+
+
+def test_describe_refuses_malformed_prompts_clearly():
+    with pytest.raises(ValueError, match=r"'a red'.*names no object kind"):
+        describe("a red and a circle")
+    with pytest.raises(ValueError, match=r"several colours: \['blue', 'red'\]"):
+        describe("a red blue circle")
+    with pytest.raises(ValueError, match="several sizes"):
+        describe("a circle and a big small square")
+    with pytest.raises(ValueError, match="background"):
+        describe("a white circle")
+    with pytest.raises(ValueError, match="2 objects"):
+        stated_attributes("a circle and a square")
+
+
+@pytest.mark.parametrize("prompt", ["a circle on a red background", "a circle on a square background"])
+def test_describe_refuses_a_background_that_is_not_one(prompt):
+    with pytest.raises(ValueError, match="background"):
+        describe(prompt)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scene validation
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Scene((Thing("circle", "red", "big", "left"), Thing("circle", "blue", "big", "right"))), "circle"),
+    (lambda: Scene((Thing("circle", "red", "big", "left"), Thing("square", "blue", "big", "top"))), "left"),
+    (lambda: Scene((Thing("circle", "red", "big", "left"), Thing("square", "blue", "big", "left"))), "left"),
+    (lambda: Scene((Thing("circle", "red", "big", "middle"), Thing("square", "blue", "big", "right"))), "middle"),
+    (lambda: Scene((Thing("circle", "red", "big", "left", (-3, 0)),)), "fit"),
+    (lambda: Scene((Thing("square", "red", "big", "bottom", (0, 3)),)), "fit"),
+    (lambda: Scene(()), "one or two"),
+    (lambda: Scene(tuple(Thing(k, "red", "small", p) for k, p in zip(KINDS, ("left", "right", "top")))), "one or two"),
+    (lambda: Scene.single("hexagon", "red"), "hexagon"),
+    (lambda: Scene.single("circle", "orange"), "orange"),
+    (lambda: Scene.single("circle", "red", "huge"), "huge"),
+    (lambda: Scene.single("circle", "red", "big", "corner"), "corner"),
+    (lambda: Scene.single("circle", "red", "big", "middle", "grey"), "grey"),
+])
+def test_scene_refuses_what_the_world_does_not_hold(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_objects_fit_exactly_to_the_border():
+    Scene((Thing("circle", "red", "big", "left", (-2, 0)),))  # centre x = 6 = r: touches the edge, fits
+    Scene((Thing("circle", "red", "small", "left", (-4, 0)),))  # centre x = 4 >= 3.5
+    with pytest.raises(ValueError):
+        Scene((Thing("circle", "red", "small", "left", (-5, 0)),))  # centre x = 3 < 3.5
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+def test_every_grammar_word_is_one_token(tokenizer):
+    start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
+    seen = set()
     for word in all_words():
         ids = tokenizer(word).input_ids
-        assert len(ids) == 3, (word, tokenizer.convert_ids_to_tokens(ids))
-    ids = tokenizer("an image of a circle", padding="max_length", max_length=77).input_ids
-    assert len(ids) == 77 and ids[-1] == tokenizer.eos_token_id == tokenizer.pad_token_id
-    # Words outside the grammar still tokenize, letter by letter.
-    assert tokenizer.convert_ids_to_tokens(tokenizer("dog").input_ids)[1:-1] == ["d", "o", "g</w>"]
+        assert len(ids) == 3 and ids[0] == start and ids[-1] == end, (word, tokenizer.convert_ids_to_tokens(ids))
+        assert tokenizer.convert_ids_to_tokens(ids[1]) == word + "</w>"
+        seen.add(ids[1])
+    assert len(seen) == len(set(all_words()))
+    text = "a photo of a big red circle on the left and a square on the right on a black background"
+    assert len(tokenizer(text).input_ids) == len(text.split()) + 2
+
+
+def test_tokenizer_pads_with_the_end_token(tokenizer):
+    assert tokenizer.model_max_length == 77
+    assert tokenizer.pad_token == "<|endoftext|>" == tokenizer.eos_token
+    encoded = tokenizer("an image of a circle", padding="max_length", max_length=77)
+    assert len(encoded.input_ids) == 77
+    assert encoded.input_ids[6:] == [tokenizer.eos_token_id] * 71
+    assert encoded.attention_mask == [1] * 7 + [0] * 70
+
+
+def test_unknown_text_still_tokenizes(tokenizer):
+    ids = tokenizer("a zebra").input_ids
+    assert tokenizer.convert_ids_to_tokens(ids)[1:-1] == ["a</w>", "z", "e", "b", "r", "a</w>"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "a zebra"
+    assert tokenizer.decode(tokenizer("A Big Circle!").input_ids, skip_special_tokens=True) == "a big circle !"
+
+
+@pytest.mark.parametrize("position,offset", [("left", (2, 0)), ("top", (0, 2)), ("middle", (0, 3)), ("right", (-2, 0))])
+def test_an_offset_beyond_the_jitter_is_refused(position, offset):
+    with pytest.raises(ValueError, match="JITTER"):
+        Thing("circle", "red", "small", position, offset)

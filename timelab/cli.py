@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", UnknownWordsWarning)
             warnings.showwarning = show
             return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"timelab {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,11 @@
-"""``timelab demo``: TinyWorld's implicit assumption, a TIME edit of it, and the paper's three numbers.
+"""``timelab demo``: TinyWorld's implicit assumption, a TIME edit of it, the paper's three numbers and
+what the edit cost elsewhere.
 
 Loads TinyWorld, shows what it draws for an under-specified prompt ("a circle": red, as its training
 captions implied), edits "a circle" -> "a blue circle", writes ``figures/demo.png`` (before/after images
-for the source, related and unrelated prompts) and prints efficacy / generality / specificity for the
-unedited model, the edited model and the destination-prompt oracle.
+for the source, a related prompt, the circle inside a two-object scene, an unrelated prompt and a
+two-object scene whose other object is judged) and prints efficacy / generality / specificity for the
+unedited model, the edited model and the destination-prompt oracle, with the attributes kept.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import time
 from pathlib import Path
 
 from .evaluation import OracleJudgeAdapter, evaluate_edit_item, summarize_edits
-from .evaluation.items import edit_items
+from .evaluation.items import added_attribute, edit_items
+from .evaluation.metrics import summarize_kept
 from .evaluation.report import edits_table
 from .generation import GenerationSettings, generate
 from .models import load_pipeline
@@ -38,9 +41,10 @@ def pick_item(source: str, destination: str):
     return items[(source, destination)]
 
 
-def colour_summary(images, top: int = 2) -> str:
-    found = shares(OracleJudge().read(images.reshape(-1, *images.shape[-3:])), "colour")
-    return ", ".join(f"{colour} {100 * share:.0f}%" for colour, share in sorted(found.items(), key=lambda kv: -kv[1])[:top])
+def attribute_summary(images, kind: str, attribute: str, top: int = 2) -> str:
+    """The most common values of one object's attribute over images, e.g. "red 94%, purple 6%"."""
+    found = shares(OracleJudge().read(images.reshape(-1, *images.shape[-3:])), attribute, kind)
+    return ", ".join(f"{value} {100 * share:.0f}%" for value, share in sorted(found.items(), key=lambda kv: -kv[1])[:top])
 
 
 def run_demo(source: str = DEFAULT_SOURCE, destination: str = DEFAULT_DESTINATION, seeds: int = 16,
@@ -54,24 +58,26 @@ def run_demo(source: str = DEFAULT_SOURCE, destination: str = DEFAULT_DESTINATIO
     item = pick_item(source, destination)
     pipe = load_pipeline("tinyworld", device=device)
     settings = GenerationSettings(batch_size=64)
-    shown = [item.source, item.related[0][0], item.related[2][0], item.unrelated[0][0], item.unrelated[2][0]]
+    kind, attribute, _ = added_attribute(item.source, item.destination)
+    shown = [item.source, item.related[0][0], item.related[-1][0], item.unrelated[0][0], item.unrelated[-1][0]]
     figure_seeds = list(range(FIGURE_SEEDS))
 
     before = generate(pipe, shown, figure_seeds, settings)
-    print(f"TinyWorld's implicit assumption: {item.source!r} is drawn {colour_summary(before[:1])}")
+    print(f"TinyWorld's implicit assumption: {item.source!r} is drawn {attribute_summary(before[:1], kind, attribute)}")
     with time_edit(pipe, item.source, item.destination, lamb=lamb) as edit:
         after = generate(pipe, shown, figure_seeds, settings)
         print(f"after {edit} (solved in {1e3 * edit.timings['solve_s']:.0f} ms): {item.source!r} is drawn "
-              f"{colour_summary(after[:1])}")
+              f"{attribute_summary(after[:1], kind, attribute)}")
     rows = [list(b) + list(a) for b, a in zip(before, after)]
-    labels = [f"{p}\n({kind})" for p, kind in zip(shown, ["source", "related", "related", "unrelated", "unrelated"])]
+    roles = ["source", "related", "related: two objects", "unrelated", "unrelated: two objects"]
+    labels = [f"{p}\n({role})" for p, role in zip(shown, roles)]
     columns = ["before"] + [""] * (FIGURE_SEEDS - 1) + ["after TIME"] + [""] * (FIGURE_SEEDS - 1)
     fig = image_grid(rows, row_labels=labels, col_labels=columns,
                      title=f"TIME on TinyWorld: {item.source!r} -> {item.destination!r} (lambda {lamb:g})")
     path = save_figure(fig, "demo.png")
 
     record = evaluate_edit_item(pipe, OracleJudgeAdapter(), item, range(seeds), [lamb], settings)
-    table = edits_table(summarize_edits([record]))
+    table = edits_table(summarize_edits([record]), summarize_kept([record]))
     print(f"\nOracle-judged over {seeds} seeds, 1 source, {len(item.related)} related and "
           f"{len(item.unrelated)} unrelated prompts:\n{table}")
     print(f"\nwrote {path}  ({time.perf_counter() - started:.0f} s)")

@@ -9,6 +9,10 @@ per-token cross-attention maps before and after the edit):
 - ``undo(seed)``: go back to the previous edit in the history, or to the original model;
 - ``reset(seed)``: back to the original model, history cleared.
 
+:func:`lab_defaults` gives a model's starting edit and test prompts: on TinyWorld the source prompt, a
+scene with the source's object beside another one (the edit should reach the first and leave the second
+alone) and an unrelated prompt; on any other model the paper's roses.
+
 Bad input (an empty prompt, a pair TIME cannot align, lambda <= 0, nothing selected to edit) comes
 back as a message, never as an exception; words the model's tokenizer does not know are named in it. Only one action runs at a time: an action asked for while
 another is drawing returns a "busy" view at once and changes nothing. ``timelab.widgets`` wires these
@@ -31,6 +35,30 @@ from .editing.solver import check_lambda
 
 BUSY = "Busy: a generation is still running. Wait for it to finish, then try again."
 MAX_HISTORY = 8  # edits kept for undo (each holds a copy of the edited matrices)
+
+
+@dataclass(frozen=True)
+class LabDefaults:
+    """A model's starting edit and the test prompts the lab draws after every action."""
+
+    source: str
+    destination: str
+    test_prompts: tuple[str, ...]
+
+
+# Test prompts: the source; related ones the edit should reach (another size and background; a scene
+# whose other object, the square, should keep its colour); an unrelated one.
+TINYWORLD_DEFAULTS = LabDefaults("a circle", "a blue circle", (
+    "a circle", "a big circle on a black background", "a circle on the left and a square on the right", "a square"))
+DEFAULTS = LabDefaults("a pack of roses", "a pack of blue roses",
+                       ("a pack of roses", "a rose in a vase", "a bunch of tulips"))
+
+
+def lab_defaults(model: str) -> LabDefaults:
+    """The starting edit and test prompts for ``model`` (a name for :func:`timelab.load_pipeline`)."""
+    from .models import TINYWORLD
+
+    return TINYWORLD_DEFAULTS if model == TINYWORLD else DEFAULTS
 
 
 @dataclass(frozen=True)

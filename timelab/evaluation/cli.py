@@ -44,7 +44,9 @@ def register(subparsers) -> None:
                         help=f"bias sets: bisection steps after the lambda grid (default {DEFAULT_REFINE})")
     parser.add_argument("--judge", choices=["oracle", "clip"], default=None,
                         help="default: oracle for tinyworld, clip otherwise")
-    parser.add_argument("--clip-model", default=DEFAULT_CLIP, help="CLIP model id or folder for the clip judge")
+    parser.add_argument("--clip-model", default=None,
+                        help=f"CLIP model id or folder for the clip judge (default: TinyWorld's own for tinyworld, "
+                             f"{DEFAULT_CLIP} otherwise)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the pipeline's)")
     parser.add_argument("--size", type=int, default=None, help="image height and width (default: the model's)")

@@ -25,7 +25,7 @@ from ..models import TINYWORLD
 from .report import write_report
 from .runner import process_state, run_items
 from .timed import TIMED_SETS, load_timed
-from ..tinyworld import MODEL_DIR, STEPS
+from ..tinyworld import CLIP_FOLDER, MODEL_DIR, STEPS
 
 DATASETS = ["tinyworld", "tinyworld-bias"] + [f"timed-{name}" for name in TIMED_SETS]
 
@@ -38,6 +38,7 @@ class ModelDefaults:
     steps: int | None = None
     guidance_scale: float | None = None
     weights: Path | None = None  # a folder whose *.safetensors are fingerprinted into the results header
+    clip_model: str = DEFAULT_CLIP  # the CLIP judge's model id or folder
 
     def settings(self, given: GenerationSettings) -> GenerationSettings:
         """``given`` with this model's steps and guidance where it has ``None``."""
@@ -45,10 +46,11 @@ class ModelDefaults:
         return replace(given, **{k: getattr(self, k) for k in unset})
 
 
-# Per model name; any other model gets the "*" entry. TinyWorld: its exact judge, and the sampler steps it
-# was measured with; the fingerprint keeps results of another TinyWorld from being mixed in.
+# Per model name; any other model gets the "*" entry. TinyWorld: its exact judge, the sampler steps it
+# was measured with, and its own tiny CLIP as the CLIP judge; the fingerprint keeps results of another
+# TinyWorld from being mixed in.
 MODEL_DEFAULTS = {
-    TINYWORLD: ModelDefaults(judge="oracle", steps=STEPS, weights=MODEL_DIR),
+    TINYWORLD: ModelDefaults(judge="oracle", steps=STEPS, weights=MODEL_DIR, clip_model=str(MODEL_DIR / CLIP_FOLDER)),
     "*": ModelDefaults(judge="clip"),
 }
 
@@ -133,7 +135,7 @@ def make_judge(name: str, clip_model: str = DEFAULT_CLIP, device: str | None = N
 
 
 def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | Sequence[int] = 24,
-             lambdas: Sequence[float] | None = None, judge: str | None = None, clip_model: str = DEFAULT_CLIP,
+             lambdas: Sequence[float] | None = None, judge: str | None = None, clip_model: str | None = None,
              settings: GenerationSettings = GenerationSettings(), refine: int = DEFAULT_REFINE,
              timed_dir: str | os.PathLike | None = None, download: bool = True, device: str | None = None,
              values: Sequence[str] = GENDER_VALUES) -> list[dict]:
@@ -144,6 +146,7 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
     items = load_dataset(dataset, timed_dir, download, values)
     defaults = model_defaults(model)
     judge = judge or defaults.judge
+    clip_model = clip_model or defaults.clip_model
     device = device or str(process_state().device)
     pipe = load_pipeline(model, device=device)
     tags = {"model": model, "dataset": dataset, "judge": judge if judge == "oracle" else f"clip:{clip_model}"}

@@ -15,13 +15,20 @@ with the standard error over items. One item has no spread over items: its uncer
 For a two-way attribute, ``p`` is the share of an item's images judged as the destination's value
 and ``Delta = |p - 0.5| / 0.5`` (0: balanced, 1: all one value); "Delta per prompt" averages each
 prompt's own Delta instead.
+
+Attributes kept (judges that read attributes, i.e. TinyWorld's oracle): for one prompt and one
+attribute the edit should leave alone, ``1 - TV(P, Q)`` where ``P`` and ``Q`` are the empirical
+distributions of the attribute's value over the prompt's images before and after the edit (same
+seeds), and ``TV(P, Q) = 1/2 sum_v |P(v) - Q(v)|`` (see :func:`attributes_kept`); 1 = the distribution
+did not move. :func:`kept_score` averages them.
 """
 
 from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Iterable, NamedTuple, Sequence
+from collections import Counter
+from typing import Hashable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -134,3 +141,83 @@ def summarize_bias(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, 
         out[name] = {"p": mean_and_sem(shares), "Delta": mean_and_sem(delta(p) for p in shares),
                      "Delta per prompt": mean_and_sem(per_prompt_delta(r["held_out"][name]) for r in records)}
     return out
+
+
+# Names of the attributes that ``attributes_kept`` reads from an oracle record (see ``read_attribute``).
+SCENE_ATTRIBUTES = ("background", "objects")
+
+
+def total_variation(before: Sequence[Hashable], after: Sequence[Hashable]) -> float:
+    """Total variation distance between the empirical distributions of two samples of values:
+    ``TV(P, Q) = 1/2 sum_v |P(v) - Q(v)|`` with ``P(v)`` the share of ``before`` equal to ``v`` (and
+    ``Q`` of ``after``), summed over every value seen in either. 0: the same distribution; 1: no value
+    in common. The samples may differ in size."""
+    if not before or not after:
+        raise ValueError("total_variation needs two non-empty samples")
+    p, q = Counter(before), Counter(after)
+    return 0.5 * sum(abs(p[v] / len(before) - q[v] / len(after)) for v in p.keys() | q.keys())
+
+
+def read_attribute(record: Mapping, name: str) -> Hashable:
+    """One attribute of an oracle record, by name: ``"background"``; ``"objects"`` (how many objects the
+    judge saw); or ``"<kind>.<attribute>"`` for the object of that kind (``"circle.size"``; the value is
+    ``"none"`` when there is no such object, so ``"circle.kind"`` is ``"circle"`` or ``"none"``)."""
+    from timelab.tinyworld.judge import attribute_of
+
+    if name == "objects":
+        return len(record["objects"])
+    if name == "background":
+        return record["background"]
+    kind, _, attribute = name.partition(".")
+    if not attribute:
+        raise ValueError(f"unknown attribute {name!r}: use 'background', 'objects' or '<kind>.<attribute>'")
+    return attribute_of(record, attribute, kind)
+
+
+def attributes_kept(records_before: Sequence[Mapping], records_after: Sequence[Mapping],
+                    attributes: Iterable[str]) -> dict[str, float]:
+    """For each attribute name (see :func:`read_attribute`): ``1 - TV(before, after)``, the total
+    variation distance between the attribute's values over the images before the edit and over the
+    images after it (of the same prompt and seeds, so the two lists pair up and must be equally long).
+
+    TV compares distributions, not seeds: it is at most the share of seeds whose value changed (a
+    colour swapped between two seeds moves nothing), so 1 - TV is an upper bound on what was kept
+    image by image.
+    """
+    if len(records_before) != len(records_after) or not records_before:
+        raise ValueError(f"need the same, non-zero number of images before and after the edit, got "
+                         f"{len(records_before)} and {len(records_after)}")
+    return {name: 1.0 - total_variation([read_attribute(r, name) for r in records_before],
+                                        [read_attribute(r, name) for r in records_after])
+            for name in attributes}
+
+
+def kept_score(kept_rows: Sequence[Mapping[str, float]], full_names: bool = False) -> dict:
+    """Summarise a row's ``"kept"`` entries (one dict attribute -> 1 - TV per judged prompt; pool items
+    by concatenating their lists), as a JSON-ready dict:
+
+    - ``"mean"``: the mean over prompts of the mean over the prompt's attributes, so every prompt weighs
+      the same whatever the number of objects it names;
+    - ``"per_attribute"``: per attribute, the mean over every prompt that measured it; names drop the
+      kind (``"square.colour"`` counts as ``"colour"``: ``"kind"``, ``"colour"``, ``"size"``,
+      ``"position"``, ``"background"``, ``"objects"``) unless ``full_names``.
+    """
+    if not kept_rows or not all(kept_rows):
+        raise ValueError("kept_score needs at least one prompt, each with at least one attribute")
+    groups: dict[str, list[float]] = {}
+    for kept in kept_rows:
+        for name, value in kept.items():
+            groups.setdefault(name if full_names else name.rpartition(".")[2], []).append(float(value))
+    mean = float(np.mean([np.mean(list(kept.values())) for kept in kept_rows]))
+    return {"mean": mean, "per_attribute": {name: float(np.mean(values)) for name, values in sorted(groups.items())}}
+
+
+def summarize_kept(records: Sequence[dict]) -> dict[str, dict]:
+    """Per row label (rows with a ``"kept"`` entry only: the edited ones, judged by an attribute reader),
+    :func:`kept_score` over every item's prompts pooled."""
+    pooled: dict[str, list] = {}
+    for record in records:
+        for row in record["rows"]:
+            if "kept" in row:
+                pooled.setdefault(row_label(row), []).extend(row["kept"])
+    return {label: kept_score(kept) for label, kept in pooled.items()}

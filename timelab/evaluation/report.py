@@ -10,7 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..files import write_text_atomic
-from .metrics import METRICS, Estimate, delta, item_score, per_prompt_delta, summarize_bias, summarize_edits
+from .metrics import (
+    METRICS, Estimate, delta, item_score, per_prompt_delta, summarize_bias, summarize_edits, summarize_kept,
+)
 from .runner import read_run
 
 # What a table cell's uncertainty is over: several items (an SEM), or one item's images (Wilson's interval).
@@ -50,13 +52,26 @@ def reproduce(config: dict, output) -> str:
     return f"Command: `{' '.join(words)} --output {output}`\n\n"
 
 
-def edits_table(summary: dict[str, dict[str, Estimate]]) -> str:
-    """Markdown table: one row per model row, metrics in percent; then a line saying what the intervals are."""
-    lines = ["| model | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+# What the "attributes kept" column is, when a table has one.
+KEPT_NOTE = ("Attributes kept (percent): per judged prompt and per attribute the edit should not touch, 1 - the total "
+             "variation distance between its values before and after the edit (same seeds), averaged over the "
+             "prompt's attributes, then over prompts (and items); no interval.")
+
+
+def edits_table(summary: dict[str, dict[str, Estimate]], kept: dict[str, dict] | None = None) -> str:
+    """Markdown table: one row per model row, metrics in percent (and, given ``kept`` from
+    :func:`~timelab.evaluation.metrics.summarize_kept`, an "attributes kept" column, "-" for rows
+    without); then a line saying what the intervals are."""
+    columns = list(METRICS) + (["attributes kept"] if kept else [])
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for label in sorted(summary, key=_row_order):
-        lines.append(f"| {label} | " + " | ".join(_percent(summary[label][m]) for m in METRICS) + " |")
+        cells = [_percent(summary[label][m]) for m in METRICS]
+        if kept:
+            cells.append(f"{100 * kept[label]['mean']:.1f}" if label in kept else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     kinds = dict.fromkeys("items" if e.sem is not None else "images" for row in summary.values() for e in row.values())
-    return "\n".join(lines) + "\n\nPercent of images; " + "; ".join(UNCERTAINTY[k] for k in kinds) + "."
+    note = "\n\nPercent of images; " + "; ".join(UNCERTAINTY[k] for k in kinds) + "."
+    return "\n".join(lines) + note + (f"\n\n{KEPT_NOTE}" if kept else "")
 
 
 def bias_table(records: Sequence[dict]) -> str:
@@ -165,7 +180,7 @@ def write_report(output: str | os.PathLike, figure: str | None = None) -> str:
         table, fig = bias_table(records), bias_figure(records, title)
     else:
         summary = summarize_edits(records)
-        table, fig = edits_table(summary), edits_figure(summary, title)
+        table, fig = edits_table(summary, summarize_kept(records)), edits_figure(summary, title)
     figure_path = save_figure(fig, figure or f"eval_{Path(output).stem}.png")
     plt.close(fig)
     text = (f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}"

@@ -1,13 +1,14 @@
-"""TinyWorld: a synthetic world with planted implicit assumptions, its exact judge, and a small trained
-latent diffusion model built from Stable Diffusion's component classes (shipped in ``MODEL_DIR``)."""
+"""TinyWorld: a synthetic world of one or two objects with planted implicit assumptions, its exact judge,
+and a miniature Stable Diffusion trained on it the way Stable Diffusion was (shipped in ``MODEL_DIR``)."""
 
 from pathlib import Path
 
 from . import spec
 from .judge import OracleJudge, shares
-from .render import Scene, render
+from .render import Scene, Thing, render
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
+CLIP_FOLDER = "clip"  # the whole tiny CLIP (both towers) inside a TinyWorld folder: its CLIP judge
 STEPS = 25  # DDIM steps the shipped model is measured with (its model card) and evaluated at by default
 
-__all__ = ["MODEL_DIR", "STEPS", "OracleJudge", "Scene", "render", "shares", "spec"]
+__all__ = ["CLIP_FOLDER", "MODEL_DIR", "STEPS", "OracleJudge", "Scene", "Thing", "render", "shares", "spec"]

@@ -1,10 +1,5 @@
-"""The caption grammar of TinyWorld, the sampler of (scene, caption) training pairs, and the parser that
-reads a prompt's stated attributes back.
-
-Grammar::
-
-    caption    := prefix "a " [size " "] [colour " "] kind [" on a " background " background"]
-    prefix     := "" | "a photo of " | "an image of " | "a picture of "
+"""The caption grammar of TinyWorld (written out in ``spec``), the sampler of (scene, caption) training
+pairs, and the parser that reads a prompt's stated attributes back.
 
 Every stated attribute is true to the image; which ones are stated follows ``spec.MENTION``.
 """
@@ -12,74 +7,167 @@ Every stated attribute is true to the image; which ones are stated follows ``spe
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from . import spec
-from .render import Scene
+from .render import Scene, Thing
 
-_VOCABULARY = {"kind": spec.KINDS, "colour": tuple(spec.COLOURS), "size": tuple(spec.SIZES),
-               "background": tuple(spec.BACKGROUNDS)}
+VOCABULARY = {
+    "kind": spec.KINDS, "colour": tuple(spec.COLOURS), "size": tuple(spec.SIZES),
+    "position": tuple(spec.POSITIONS), "background": tuple(spec.BACKGROUNDS),
+}
+# Words that carry no attribute: articles, prepositions, the augmentation prefixes' nouns.
+FILLER = ("a", "an", "of", "on", "the", "at", "in", "and", "photo", "image", "picture", "background")
 
 
-def caption(scene: Scene, stated: set[str] | frozenset[str] = frozenset(), prefix: str = "") -> str:
-    """Describe ``scene``, naming the kind and the attributes in ``stated``."""
-    unknown = set(stated) - {"colour", "size", "background"}
-    if unknown:
-        raise ValueError(f"cannot state {sorted(unknown)}; choose from colour, size, background")
-    if prefix not in spec.PREFIXES:
-        raise ValueError(f"unknown prefix {prefix!r}; choose one of {list(spec.PREFIXES)}")
+def _object_phrase(thing: Thing, stated: Iterable[str]) -> str:
+    stated = set(stated)
     words = ["a"]
     if "size" in stated:
-        words.append(scene.size)
+        words.append(thing.size)
     if "colour" in stated:
-        words.append(scene.colour)
-    words.append(scene.kind)
-    if "background" in stated:
-        words += ["on", "a", scene.background, "background"]
-    return prefix + " ".join(words)
+        words.append(thing.colour)
+    words.append(thing.kind)
+    if "position" in stated:
+        words.append(spec.WHERE[thing.position])
+    return " ".join(words)
 
 
-def _choice(rng: np.random.Generator, shares: dict[str, float]) -> str:
+def caption(scene: Scene, stated: Iterable[str] | Sequence[Iterable[str]] = frozenset(), prefix: str = "",
+            order: Sequence[int] | None = None) -> str:
+    """Describe ``scene``, naming every object's kind and the attributes in ``stated``.
+
+    ``stated`` is one set of attribute names for every object, or one set per object; ``"background"``
+    in any of them states the scene's background. ``order`` lists the objects in the order named.
+    """
+    sets = [set(s) for s in stated] if stated and not isinstance(next(iter(stated)), str) else None
+    per_object = sets if sets is not None else [set(stated)] * len(scene.objects)
+    if len(per_object) != len(scene.objects):
+        raise ValueError(f"{len(per_object)} sets of stated attributes for {len(scene.objects)} objects")
+    unknown = set().union(*per_object) - {"colour", "size", "position", "background"}
+    if unknown:
+        raise ValueError(f"cannot state {sorted(unknown)}; choose from colour, size, position, background")
+    if len({"position" in s for s in per_object}) > 1:
+        raise ValueError("state the position of every object or of none")
+    if prefix not in spec.PREFIXES:
+        raise ValueError(f"unknown prefix {prefix!r}; choose one of {list(spec.PREFIXES)}")
+    order = list(order) if order is not None else list(range(len(scene.objects)))
+    if sorted(order) != list(range(len(scene.objects))):
+        raise ValueError(f"order must list each of the {len(scene.objects)} objects once, got {order}")
+    text = " and ".join(_object_phrase(scene.objects[i], per_object[i]) for i in order)
+    if any("background" in s for s in per_object):
+        text += f" on a {scene.background} background"
+    return prefix + text
+
+
+def _choice(rng: np.random.Generator, shares) -> str:
     names = list(shares)
     return names[rng.choice(len(names), p=np.asarray([shares[n] for n in names]))]
 
 
+def _offset(rng: np.random.Generator, position: str) -> tuple[int, int]:
+    jx, jy = spec.jitter(position)
+    return int(rng.integers(-jx, jx + 1)), int(rng.integers(-jy, jy + 1))
+
+
 def sample_example(rng: np.random.Generator) -> tuple[Scene, str]:
     """Draw one (scene, caption) pair from the world's distribution (see ``spec``)."""
-    kind = spec.KINDS[rng.integers(len(spec.KINDS))]
-    stated = {a for a in ("colour", "size", "background") if rng.random() < spec.MENTION[a]}
-    if "colour" in stated:
-        colour = tuple(spec.COLOURS)[rng.integers(len(spec.COLOURS))]
+    n = 2 if rng.random() < spec.TWO_OBJECTS else 1
+    kinds = [spec.KINDS[i] for i in rng.choice(len(spec.KINDS), size=n, replace=False)]
+    if n == 1:
+        positions = [tuple(spec.POSITIONS)[rng.integers(len(spec.POSITIONS))]]
     else:
-        colour = _choice(rng, dict(spec.COLOUR_PRIOR[kind]))
-    size = tuple(spec.SIZES)[rng.integers(len(spec.SIZES))]
+        positions = list(spec.LAYOUTS[rng.integers(len(spec.LAYOUTS))])
+        rng.shuffle(positions)
+    things, stated = [], []
+    for kind, position in zip(kinds, positions):
+        says = {a for a in ("colour", "size") if rng.random() < spec.MENTION[a]}
+        colour = (tuple(spec.COLOURS)[rng.integers(len(spec.COLOURS))] if "colour" in says
+                  else _choice(rng, spec.COLOUR_PRIOR[kind]))
+        size = (tuple(spec.SIZES)[rng.integers(len(spec.SIZES))] if "size" in says
+                else _choice(rng, spec.SIZE_PRIOR[kind]))
+        things.append(Thing(kind, colour, size, position, _offset(rng, position)))
+        stated.append(says)
+    scene_says = {a for a in ("position", "background") if rng.random() < spec.MENTION[a]}
     background = tuple(spec.BACKGROUNDS)[rng.integers(len(spec.BACKGROUNDS))]
-    scene = Scene(kind, colour, size, background)
+    scene = Scene(tuple(things), background)
     if rng.random() < spec.EMPTY_CAPTION_RATE:
         return scene, ""
-    return scene, caption(scene, stated, _choice(rng, dict(spec.PREFIXES)))
+    order = rng.permutation(n).tolist()
+    return scene, caption(scene, [s | scene_says for s in stated], _choice(rng, spec.PREFIXES), order)
+
+
+@dataclass
+class Description:
+    """What a prompt states: per named object its attributes (kind always), and the background if said."""
+
+    objects: list[dict[str, str]] = field(default_factory=list)
+    background: str | None = None
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """Words of ``prompt`` that TinyWorld's grammar never writes, in order of appearance."""
+    known = set(FILLER).union(*VOCABULARY.values())
+    return [w for w in re.findall(r"[a-z]+|[^a-z\s]", prompt.lower()) if w not in known]
+
+
+def describe(prompt: str) -> Description:
+    """Read the stated attributes back: ``describe("a red circle on the left and a square")`` gives
+    objects ``[{"kind": "circle", "colour": "red", "position": "left"}, {"kind": "square"}]``.
+
+    Raises ``ValueError`` naming the problem for words outside the grammar, an object part without a
+    kind, or one object given two values of an attribute.
+    """
+    unknown = unknown_words(prompt)
+    if unknown:
+        raise ValueError(f"TinyWorld does not know the word(s) {unknown} in {prompt!r}; its words are "
+                         f"{sorted(set(all_words()))}")
+    text = prompt.lower()
+    description = Description()
+    match = re.search(r"\bon an? (\w+) background\b", text)
+    if match:
+        if match.group(1) not in spec.BACKGROUNDS:
+            raise ValueError(f"{prompt!r}: {match.group(1)!r} is not a background; say 'on a white background' "
+                             "or 'on a black background'")
+        description.background = match.group(1)
+        text = text[:match.start()] + text[match.end():]
+    for part in re.split(r"\band\b", text):
+        words = re.findall(r"[a-z]+", part)
+        found: dict[str, str] = {}
+        for attribute in spec.OBJECT_ATTRIBUTES:
+            named = [w for w in words if w in VOCABULARY[attribute]]
+            if len(set(named)) > 1:
+                raise ValueError(f"{prompt!r} gives one object several {attribute}s: {sorted(set(named))}")
+            if named:
+                found[attribute] = named[0]
+        if "kind" not in found:
+            if any(w in set().union(*VOCABULARY.values()) for w in words):
+                raise ValueError(f"{prompt!r}: the part {part.strip()!r} names no object kind")
+            continue
+        description.objects.append(found)
+    if any(w in spec.BACKGROUNDS for w in re.findall(r"[a-z]+", text)):
+        raise ValueError(f"{prompt!r}: say a background as 'on a white background' or 'on a black background'")
+    return description
 
 
 def stated_attributes(prompt: str) -> dict[str, str]:
-    """The attributes a prompt states, e.g. ``{"kind": "circle", "colour": "blue"}``.
-
-    Raises ``ValueError`` if the prompt names two values of one attribute.
-    """
-    words = re.findall(r"[a-z]+", prompt.lower())
-    found: dict[str, str] = {}
-    for attribute, values in _VOCABULARY.items():
-        named = [w for w in words if w in values]
-        if len(set(named)) > 1:
-            raise ValueError(f"prompt {prompt!r} names several {attribute}s: {sorted(set(named))}")
-        if named:
-            found[attribute] = named[0]
+    """The attributes a one-object prompt states, e.g. ``{"kind": "circle", "colour": "blue"}``
+    (with ``"background"`` when said). Raises ``ValueError`` for a prompt naming more than one object."""
+    description = describe(prompt)
+    if len(description.objects) > 1:
+        raise ValueError(f"{prompt!r} names {len(description.objects)} objects; use describe() for scenes")
+    found = dict(description.objects[0]) if description.objects else {}
+    if description.background:
+        found["background"] = description.background
     return found
 
 
 def all_words() -> list[str]:
     """Every word the grammar can write, in a fixed order."""
-    words = ["a", "an", "of", "on", "photo", "image", "picture", "background"]
-    for values in _VOCABULARY.values():
+    words = list(FILLER)
+    for values in VOCABULARY.values():
         words += list(values)
     return words
