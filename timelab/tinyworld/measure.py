@@ -171,7 +171,7 @@ def measure(pipe, clip_judge, n_seeds: int = 32, steps: int = STEPS, guidance: f
         figures.colour_priors[str(scale)] = {k: shares(rs, "colour", k) for k, rs in zip(spec.KINDS, records)}
         figures.size_priors[str(scale)] = {k: shares(rs, "size", k) for k, rs in zip(spec.KINDS, records)}
     with_positions = [p.split(" on a ")[0] for p in two]  # two-object prompts, positions stated
-    figures.attention = localisation(pipe, with_positions, few, replace(settings, batch_size=len(few)), judge)
+    figures.attention = localisation(pipe, with_positions, few, settings, judge)
     figures.time = measure_time(pipe, clip_judge, seeds, few, settings)
     figures.seconds = round(time.time() - started, 1)
     return figures
