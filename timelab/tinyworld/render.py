@@ -59,10 +59,6 @@ class Scene:
                 raise ValueError(f"the two objects of a scene are different kinds, got two {a.kind}s")
             if tuple(sorted((a.position, b.position))) not in {tuple(sorted(p)) for p in spec.LAYOUTS}:
                 raise ValueError(f"two objects sit at one of {spec.LAYOUTS}, got {(a.position, b.position)}")
-        for thing in self.objects:
-            low = spec.SIZES[thing.size]
-            if not all(low <= c <= spec.IMAGE_SIZE - low for c in thing.centre):
-                raise ValueError(f"{thing} does not fit inside the image")
 
     @classmethod
     def single(cls, kind: str, colour: str, size: str = "big", position: str = "middle",
