@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test figures
+.PHONY: install demo test notebooks figures
 install: $(VENV)/.installed
 
 # The demo's figure goes to build/ (ignored by git): the committed figures/demo.png comes from `make figures`.
@@ -20,8 +20,11 @@ demo: install
 test: install
 	$(VENV)/bin/python -m pytest
 
-# Regenerate the committed figures: every notebook's and the demo's (the eval figures come from the
-# `timelab eval` commands in benchmarks/results/*.md).
-figures: install
-	TIMELAB_FIGURES_DIR=$(CURDIR)/figures $(VENV)/bin/python scripts/execute_notebooks.py
+# Execute every notebook and commit it executed: outputs, measured runtime, and its figures in figures/.
+notebooks: install
+	TIMELAB_FIGURES_DIR=$(CURDIR)/figures $(VENV)/bin/python scripts/execute_notebooks.py --save
+
+# Regenerate the committed figures: every notebook's (with the notebooks) and the demo's (the eval
+# figures come from the `timelab eval` commands in benchmarks/results/*.md).
+figures: notebooks
 	TIMELAB_FIGURES_DIR=$(CURDIR)/figures $(VENV)/bin/timelab demo

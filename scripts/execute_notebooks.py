@@ -2,14 +2,22 @@
 
     python scripts/execute_notebooks.py                  # every notebooks/NN_*.ipynb; outputs discarded
     python scripts/execute_notebooks.py 03_time_edit     # some of them (names or paths)
+    python scripts/execute_notebooks.py --save           # `make notebooks`: keep the outputs in the files
 
-Figures go where ``save_figure`` puts them: ``$TIMELAB_FIGURES_DIR`` (``make figures`` sets it to the
+With ``--save`` each notebook is written back (atomically, only after it ran without an error) with its
+outputs, its measured wall time in the header's ``**Runtime**:`` line, and ``metadata.timelab`` saying
+when, on what, and which code ran (``code_digest``, so a test can tell an edited, unexecuted notebook).
+Figures go where ``save_figure`` puts them: ``$TIMELAB_FIGURES_DIR`` (``make notebooks`` sets it to the
 project's ``figures/``), else ``notebooks/figures``. Prints each notebook's wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
+import os
+import re
 import subprocess
 import sys
 import time
@@ -18,8 +26,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from timelab.files import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+RUNTIME_LINE = re.compile(r"^\*\*Runtime\*\*:.*$", re.MULTILINE)
 
 
 def notebook_paths(names: list[str]) -> list[Path]:
@@ -33,22 +44,58 @@ def notebook_paths(names: list[str]) -> list[Path]:
     return paths
 
 
-def execute(path: Path, timeout: int = 900) -> float:
-    """Run one notebook in its own folder; returns the wall time in seconds."""
+def code_digest(notebook: nbformat.NotebookNode) -> str:
+    """SHA-256 of the code cells' sources in order: what an execution's outputs belong to."""
+    digest = hashlib.sha256()
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            digest.update(cell.source.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def runtime_line(seconds: float) -> str:
+    """The header line ``--save`` writes: a measurement, with the machine it was made on."""
+    return (f"**Runtime**: {seconds:.0f} s on a {os.cpu_count()}-core CPU with TinyWorld, measured by "
+            f"`make notebooks` (its defaults; figures for a GPU below where they apply).")
+
+
+def stamp(notebook: nbformat.NotebookNode, seconds: float) -> None:
+    """Write the measured runtime into the header cell and ``metadata.timelab``."""
+    seconds = round(seconds, 1)
+    header = notebook.cells[0]
+    if header.cell_type != "markdown" or len(RUNTIME_LINE.findall(header.source)) != 1:
+        raise ValueError("the first cell must be markdown with exactly one line starting '**Runtime**:'")
+    header.source = RUNTIME_LINE.sub(runtime_line(seconds), header.source)
+    notebook.metadata["timelab"] = {
+        "runtime_s": seconds, "cpus": os.cpu_count(), "code_digest": code_digest(notebook),
+        "executed": datetime.date.today().isoformat(),
+    }
+
+
+def execute(path: Path, save: bool = False, timeout: int = 900) -> float:
+    """Run one notebook in its own folder; returns the wall time in seconds. With ``save``, write it
+    back with its outputs and runtime (untouched if a cell fails)."""
     notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(stderr=subprocess.DEVNULL)  # the kernel process's own log lines; cell errors still raise
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if save:
+        stamp(notebook, seconds)
+        with atomic_path(path) as tmp:
+            nbformat.write(notebook, tmp)
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names or paths (default: all)")
+    parser.add_argument("--save", action="store_true",
+                        help="write each notebook back with its outputs and measured runtime")
     args = parser.parse_args(argv)
     for path in notebook_paths(args.notebooks):
-        print(f"{path.name}: {execute(path):.0f} s", flush=True)
+        print(f"{path.name}: {execute(path, args.save):.0f} s", flush=True)
     return 0
 
 
