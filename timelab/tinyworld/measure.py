@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..evaluation.edits import evaluate_edit_item
 from ..evaluation.items import edit_items
@@ -111,14 +112,14 @@ class Figures:
 
 
 def measure_time(pipe, clip_judge, seeds: list[int], validation_seeds: list[int],
-                 settings: GenerationSettings) -> dict:
+                 settings: GenerationSettings, progress: bool = True) -> dict:
     """TIME on the edit items: lambda chosen on the validation split (every other item, from the first),
     as the one with the best mean of efficacy, generality, specificity and attributes kept; then every
     test item (the others) at the paper's 0.1 and at the chosen lambda."""
     items = edit_items()
     validation, test = items[::2], items[1::2]
     per_lambda: dict[float, list[float]] = {lamb: [] for lamb in LAMBDAS}
-    for item in validation:
+    for item in tqdm(validation, desc="TIME, choosing lambda", disable=not progress):
         record = evaluate_edit_item(pipe, OracleJudgeAdapter(), item, validation_seeds, LAMBDAS, settings)
         for row in record["rows"]:
             if row["model"] == "TIME":
@@ -128,7 +129,7 @@ def measure_time(pipe, clip_judge, seeds: list[int], validation_seeds: list[int]
     chosen = max(scores, key=scores.get)
     clip = RecordingJudge(OracleJudgeAdapter(), clip_judge)
     rows = []
-    for item in test:
+    for item in tqdm(test, desc="TIME, test items", disable=not progress):
         record = evaluate_edit_item(pipe, clip, item, seeds, sorted({0.1, chosen}), settings)
         for row in record["rows"]:
             entry = {"item": f"{item.source} -> {item.destination}", "model": row["model"], "lamb": row["lamb"]}
@@ -172,7 +173,7 @@ def measure(pipe, clip_judge, n_seeds: int = 32, steps: int = STEPS, guidance: f
         figures.size_priors[str(scale)] = {k: shares(rs, "size", k) for k, rs in zip(spec.KINDS, records)}
     with_positions = [p.split(" on a ")[0] for p in two]  # two-object prompts, positions stated
     figures.attention = localisation(pipe, with_positions, few, settings, judge)
-    figures.time = measure_time(pipe, clip_judge, seeds, few, settings)
+    figures.time = measure_time(pipe, clip_judge, seeds, few, settings, progress)
     figures.seconds = round(time.time() - started, 1)
     return figures
 
