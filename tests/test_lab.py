@@ -1,4 +1,5 @@
-"""The lab's callbacks, called directly: apply / undo / reset, bad input as messages, one run at a time."""
+"""The lab's callbacks, called directly: apply / undo / reset, bad input as messages, one run at a time;
+typed test prompts, judged shares over seeds, and the edit's numbers against independent computations."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import torch
 
 import timelab
 from timelab.editing import cross_attention_layers
-from timelab.lab import BUSY, LabControls, LabSession
+from timelab.lab import (
+    BUSY, NO_JUDGE, LabControls, LabSession, attribute_shares, fit_residual, numbers_text, parse_prompts, prompt_kept,
+    report_rows, weight_change,
+)
 
 PROMPTS = ["a pack of roses", "a red car"]
 STEPS = 2
@@ -111,6 +115,8 @@ def test_apply_replaces_undo_steps_back_reset_restores(lab, sd1_pipe):
     (LabControls("a rose", "a blue rose", layers=()), "No layer selected"),
     (LabControls("a rose", "a blue rose", layers=("no.such.layer",)), "Unknown layer"),
     (LabControls("a rose", "a blue rose", seed=-1), "seed must be 0 or more"),
+    (LabControls("a rose", "a blue rose", prompts=" ,  , "), "No test prompt"),
+    (LabControls("a rose", "a blue rose", prompts="\n  \n"), "No test prompt"),
 ])
 def test_bad_input_is_a_message_and_changes_nothing(lab, sd1_pipe, controls, words):
     assert lab.apply(ROSES).ok
@@ -118,7 +124,7 @@ def test_bad_input_is_a_message_and_changes_nothing(lab, sd1_pipe, controls, wor
     view = lab.apply(controls)
     assert not view.ok and words in view.message and view.prompts == []
     assert same_weights(projection_weights(sd1_pipe), before), "a refused action must not touch the model"
-    assert len(lab.history) == 1
+    assert len(lab.history) == 1 and lab.prompts == PROMPTS
 
 
 def test_a_session_needs_test_prompts(sd1_pipe):
@@ -166,8 +172,11 @@ def test_widget_buttons_call_the_session_and_show_its_answers(lab, sd1_pipe):
     box = lab_widget(lab, ROSES.source, ROSES.destination, background=False)
     found = list(parts(box))
     button = {w.description: w for w in found if isinstance(w, ipywidgets.Button)}
-    message, state = [w for w in found if isinstance(w, ipywidgets.HTML)]
+    message, state, report = [w for w in found if isinstance(w, ipywidgets.HTML)]
     source = next(w for w in found if isinstance(w, ipywidgets.Text) and w.description == "source")
+    typed = next(w for w in found if isinstance(w, ipywidgets.Textarea))
+    choice = next(w for w in found if isinstance(w, ipywidgets.Dropdown))
+    assert typed.value.splitlines() == PROMPTS and "a red car" in report.value
     images, attention = [w for w in found if isinstance(w, ipywidgets.Image)]
     assert bytes(images.value).startswith(b"\x89PNG") and bytes(attention.value).startswith(b"\x89PNG"), \
         "before any action the lab shows the unedited model (no empty image frames)"
@@ -177,9 +186,23 @@ def test_widget_buttons_call_the_session_and_show_its_answers(lab, sd1_pipe):
     assert "Applied" in message.value and "blue roses" in state.value
     assert same_weights(projection_weights(sd1_pipe), expected)
     assert bytes(images.value).startswith(b"\x89PNG"), "the before/after images should be shown"
+    assert "Weights moved" in report.value and "fit residual" in report.value
+    assert "Images only: this model has no judge" in message.value, "a model without a judge says so"
+    typed.value = "a red car, a blue rose"
+    shown, shown_attention = bytes(images.value), bytes(attention.value)
+    button["apply"].click()
+    assert lab.prompts == ["a red car", "a blue rose"] and list(choice.options) == lab.prompts
+    assert choice.value == "a red car" and choice.index == 0, "the attention choice moves to the new prompts"
+    assert bytes(attention.value) != shown_attention, "the attention maps are of the new prompts"
+    assert "a blue rose" in report.value and bytes(images.value) != shown
+    typed.value = " \n "
+    button["apply"].click()
+    assert "No test prompt" in message.value and lab.prompts == ["a red car", "a blue rose"]
+    typed.value = "a red car"
     source.value = "  "
     button["apply"].click()
-    assert "source prompt is empty" in message.value and len(lab.history) == 1
+    assert "source prompt is empty" in message.value and len(lab.history) == 2
+    button["undo"].click()
     button["undo"].click()
     assert "original model" in state.value and lab.history == []
     assert all(not b.disabled for b in button.values()), "buttons are enabled again after a run"
@@ -219,3 +242,195 @@ def test_default_prompts_fit_the_model():
     assert any(kind not in kinds for kinds in scenes), "an unrelated prompt"
     timelab.align_tokens(CLIPTokenizer.from_pretrained(MODEL_DIR / "tokenizer"), tiny.source, tiny.destination)
     assert lab_defaults(SD14).source == "a pack of roses" and lab_defaults("some/model").test_prompts[0] == "a pack of roses"
+
+
+# ----------------------------------------------------------------------------- typed test prompts
+@pytest.mark.parametrize("text, prompts", [
+    ("a circle, a square", ["a circle", "a square"]),
+    ("a circle\na big   square\n\n", ["a circle", "a big square"]),
+    ("a cat, on a mat\na dog", ["a cat, on a mat", "a dog"]),  # several lines: commas stay in a prompt
+    ("  a circle ,, ", ["a circle"]),
+])
+def test_parse_prompts(text, prompts):
+    assert parse_prompts(text) == prompts
+
+
+@pytest.mark.parametrize("text", ["", "   ", " , ,", "\n \n"])
+def test_parse_prompts_refuses_empty_text(text):
+    with pytest.raises(ValueError, match="No test prompt"):
+        parse_prompts(text)
+
+
+def test_typed_test_prompts_are_drawn_and_unknown_words_named(lab):
+    view = lab.apply(LabControls(ROSES.source, ROSES.destination, prompts="a red car\n a xqzw in a vase "))
+    assert view.ok, view.message
+    assert lab.prompts == ["a red car", "a xqzw in a vase"] == [p.prompt for p in view.prompts]
+    assert "Warning (test prompts)" in view.message and "'xqzw'" in view.message
+    assert "Warning" not in lab.apply(LabControls(ROSES.source, ROSES.destination, prompts="a red car")).message
+    assert lab.undo().prompts[0].prompt == "a red car", "undo keeps the test prompts last applied"
+
+
+# ------------------------------------------------------------------------------ numbers of an edit
+def independent_keys(pipe, source: str, destination: str):
+    """Keys C and aligned targets C* built by hand: the four augmented prompts written out, encoded with
+    the text encoder directly, aligned with timelab.align_tokens."""
+    base = source, destination
+    pairs = [base] + [(prefix + s, prefix + d) for prefix in ("A photo of ", "An image of ", "A picture of ")
+                      for s, d in [base]]
+    keys, targets = [], []
+    for s, d in pairs:
+        ids = pipe.tokenizer([s, d], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            states = pipe.text_encoder(ids)[0].double()
+        keys.append(states[0])
+        targets.append(states[1][timelab.align_tokens(pipe.tokenizer, s, d)])
+    return torch.cat(keys), torch.cat(targets)
+
+
+def test_weight_change_and_fit_residual_against_independent_computations(lab, sd1_pipe):
+    original = projection_weights(sd1_pipe)
+    keys, targets = independent_keys(sd1_pipe, ROSES.source, ROSES.destination)
+    measured = {}
+    for lamb in (0.01, 1.0, 100.0):
+        view = lab.apply(LabControls(ROSES.source, ROSES.destination, lamb=lamb))
+        assert view.ok, view.message
+        edited = projection_weights(sd1_pipe)
+        moved = sum(float((edited[n].double() - original[n].double()).norm() ** 2) for n in original)
+        size = sum(float(original[n].double().norm() ** 2) for n in original)
+        miss = sum(float((edited[n].double() @ keys.T - original[n].double() @ targets.T).norm() ** 2) for n in original)
+        goal = sum(float((original[n].double() @ targets.T).norm() ** 2) for n in original)
+        assert weight_change(lab.active) == pytest.approx((moved / size) ** 0.5, rel=1e-6)
+        assert fit_residual(lab.active) == pytest.approx((miss / goal) ** 0.5, rel=1e-4)
+        assert view.numbers.weight_change == weight_change(lab.active)
+        assert view.numbers.fit_residual == fit_residual(lab.active) and view.numbers.kept is None
+        measured[lamb] = view.numbers
+    changes = [measured[l].weight_change for l in sorted(measured)]
+    residuals = [measured[l].fit_residual for l in sorted(measured)]
+    assert changes == sorted(changes, reverse=True), "a larger lambda moves the weights less"
+    assert residuals == sorted(residuals), "a larger lambda fits the targets less closely"
+    assert "Weights moved" in numbers_text(measured[1.0]) and numbers_text(None) == ""
+
+
+def test_weight_change_is_zero_for_an_edit_that_changes_nothing(lab, sd1_pipe):
+    edit = timelab.time_edit(sd1_pipe, "a rose", "a rose", lamb=1.0)  # targets are the keys' own values
+    assert weight_change(edit) < 1e-6 and fit_residual(edit) < 1e-5
+
+
+# ------------------------------------------------------------------------- shares and kept (records)
+def record(*objects, background="white"):
+    return {"background": background,
+            "objects": [dict(zip(("kind", "colour", "size", "position"), o)) for o in objects]}
+
+
+def test_attribute_shares_counts_each_named_object():
+    records = [record(("circle", "blue", "big", "left"), ("square", "green", "big", "right")),
+               record(("circle", "red", "big", "left"), ("square", "blue", "big", "right")),
+               record(("square", "blue", "small", "middle")),  # no circle: counts as not blue
+               record(("circle", "blue", "small", "middle"))]
+    shares = attribute_shares(records, "a circle on the left and a square on the right", "colour", "blue")
+    assert shares == {"circle": 2 / 4, "square": 2 / 4}
+    assert attribute_shares(records, "a square", "size", "small") == {"square": 1 / 4}
+    with pytest.raises(ValueError, match="does not know"):
+        attribute_shares(records, "a zebra", "colour", "blue")
+    with pytest.raises(ValueError, match="no records"):
+        attribute_shares([], "a circle", "colour", "blue")
+
+
+def test_prompt_kept_is_one_minus_total_variation_of_the_untouched_attributes():
+    before = [record(("circle", "red", "big", "left")) for _ in range(4)]
+    after = [record(("circle", "blue", "big", "left")), record(("circle", "blue", "small", "left")),
+             record(("circle", "blue", "big", "left"), background="black"), record()]
+    kept = prompt_kept(before, after, "a circle", ("circle", "colour"))
+    # by hand: kind (circle 4/4 -> 3/4): 0.75; size (big 4 -> big 2, small 1, none 1): 0.5; position
+    # (left 4 -> left 3, none 1): 0.75; background (white 4 -> 3): 0.75; objects (1: 4 -> 3): 0.75
+    assert kept == pytest.approx({"circle.kind": 0.75, "circle.size": 0.5, "circle.position": 0.75,
+                                  "background": 0.75, "objects": 0.75})
+    assert "circle.colour" not in kept, "the edited attribute is not expected to stay"
+
+
+class ColourByBrightness:
+    """A stand-in judge for the tiny random pipeline: every image holds one circle, blue when the
+    image's mean is above ``cut``, else red (so the counts depend on the pixels drawn)."""
+
+    def __init__(self, cut: float):
+        self.cut = cut
+
+    def read(self, images):
+        return [record(("circle", "blue" if float(np.mean(im)) > self.cut else "red", "big", "middle"))
+                for im in np.asarray(images)]
+
+
+def test_judged_shares_over_seeds(sd1_pipe):
+    probe = LabSession(sd1_pipe, ["a circle"], n_seeds=4, num_inference_steps=STEPS).view(seed=5)
+    cut = float(np.median([np.mean(im) for im in probe.prompts[0].images_after]))
+    lab = LabSession(sd1_pipe, ["a circle", "a zebra"], judge=ColourByBrightness(cut), n_seeds=4,
+                     num_inference_steps=STEPS)
+    view = lab.apply(LabControls("a circle", "a blue circle", lamb=0.1, seed=5))
+    assert view.ok and view.judged and view.seeds == [5, 6, 7, 8] and view.edited == ("circle", "colour", "blue")
+    circle, zebra = view.prompts
+    assert circle.images_before.shape[0] == circle.images_after.shape[0] == 4
+    image, _ = direct_drawing(sd1_pipe, "a circle", seed=7)  # the third seed, drawn edited, independently
+    np.testing.assert_allclose(circle.images_after[2], image, atol=1e-5)
+    count = lambda images: float(np.mean([np.mean(im) > cut for im in images]))
+    assert circle.shares == {"circle": (count(circle.images_before), count(circle.images_after))}
+    assert circle.shares["circle"][0] == 0.5, "the cut is the median of the unedited images"
+    judge = ColourByBrightness(cut)
+    assert circle.kept == prompt_kept(judge.read(circle.images_before), judge.read(circle.images_after),
+                                      "a circle", ("circle", "colour"))
+    assert view.numbers.kept == pytest.approx(np.mean(list(circle.kept.values())))
+    assert not zebra.shares and "not judged" in zebra.note and "zebra" in zebra.note
+    assert f"Judged over 4 seeds: 'a circle': circle blue in {round(4 * count(circle.images_before))}/4" in view.message
+    rows = report_rows(view)
+    assert rows[0][0] == "a circle" and rows[0][1].startswith("circle blue: 2/4 -> ") and rows[1][2] == ""
+    view = lab.apply(LabControls("a circle", "a circle that is blue"))
+    assert view.ok and not view.judged and "Shares are not counted" in view.message
+
+
+def test_without_a_judge_the_lab_says_images_only(lab):
+    view = lab.apply(ROSES)
+    assert view.ok and NO_JUDGE in view.message and not view.judged
+    assert all(row[1] == "images only (no judge)" for row in report_rows(view))
+
+
+def test_lab_judge_is_the_oracle_on_tinyworld_only():
+    from timelab.lab import lab_judge
+    from timelab.models import SD14, TINYWORLD
+    from timelab.tinyworld import OracleJudge
+
+    assert isinstance(lab_judge(TINYWORLD), OracleJudge) and lab_judge(SD14) is None
+
+
+def test_images_figure_draws_a_row_per_prompt_and_model_over_seeds(sd1_pipe):
+    from timelab.widgets import images_figure
+
+    import matplotlib.pyplot as plt
+
+    view = LabSession(sd1_pipe, PROMPTS, n_seeds=3, num_inference_steps=STEPS).view(seed=1)
+    fig = images_figure(view)
+    try:
+        assert len(fig.axes) == 2 * len(PROMPTS)
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["seed 1", "seed 2", "seed 3"]
+        assert "a pack of roses" in fig.axes[0].get_ylabel() and fig.axes[1].get_ylabel().startswith("edited")
+    finally:
+        plt.close(fig)
+
+
+def test_apply_is_quick_on_tinyworld():
+    """One apply on TinyWorld (8 seeds x 4 test prompts, 10 steps, the original already drawn) takes a
+    few seconds on one CPU thread."""
+    import time
+
+    from timelab.lab import lab_defaults, lab_judge
+    from timelab.models import TINYWORLD
+
+    pipe = timelab.load_pipeline(TINYWORLD)
+    defaults = lab_defaults(TINYWORLD)
+    session = LabSession(pipe, defaults.test_prompts, judge=lab_judge(TINYWORLD), n_seeds=8, num_inference_steps=10)
+    assert session.view().ok
+    started = time.perf_counter()
+    view = session.apply(LabControls(defaults.source, defaults.destination, lamb=10.0))
+    took = time.perf_counter() - started
+    assert view.ok and view.judged, view.message
+    assert view.prompts[0].shares["circle"][1] >= 0.5, "TinyWorld should draw most circles blue after the edit"
+    assert took < 20, f"apply took {took:.1f} s"

@@ -1,40 +1,59 @@
 """The editing lab's logic: one pipeline, its edit history, and what to show after each action.
 
 :class:`LabSession` holds the pipeline, the edits applied through it and a lock, and answers the
-lab's three actions with a :class:`LabView` (a message, and on success the test prompts' images and
-per-token cross-attention maps before and after the edit):
+lab's actions with a :class:`LabView`: a message, and on success every test prompt's images over
+``n_seeds`` seeds (``seed, seed + 1, ...``) and the first seed's per-token cross-attention maps, before
+and after the edit:
 
 - ``view(seed)``: draw the model as it is (the lab shows this before the first action);
-- ``apply(controls)``: edit the *original* model with TIME (replacing the edit shown before);
+- ``apply(controls)``: edit the *original* model with TIME (replacing the edit shown before), with the
+  test prompts the controls give (typed text, see :func:`parse_prompts`);
 - ``undo(seed)``: go back to the previous edit in the history, or to the original model;
 - ``reset(seed)``: back to the original model, history cleared.
+
+With a judge (TinyWorld's exact :class:`~timelab.tinyworld.OracleJudge`, see :func:`lab_judge`) and an
+edit that adds one attribute in TinyWorld's grammar ("a circle" -> "a blue circle"), each test prompt
+also gets its judged shares before and after: for every object it names, the share of its images in
+which that object has the edited value (:func:`attribute_shares`: the edited kind should move, the
+others should not), and the attributes the edit should leave alone, kept (:func:`prompt_kept`, i.e.
+``timelab.evaluation.metrics.attributes_kept``). Without a judge (Stable Diffusion) the lab shows
+images only and says so. The numbers of the edit itself come from plain functions too:
+:func:`weight_change` (``||W' - W|| / ||W||`` over the edited matrices) and :func:`fit_residual` (how far
+``W' c_i`` lands from the targets ``W c*_pi(i)``, relative).
 
 :func:`lab_defaults` gives a model's starting edit and test prompts: on TinyWorld the source prompt, a
 scene with the source's object beside another one (the edit should reach the first and leave the second
 alone) and an unrelated prompt; on any other model the paper's roses.
 
-Bad input (an empty prompt, a pair TIME cannot align, lambda <= 0, nothing selected to edit) comes
-back as a message, never as an exception; words the model's tokenizer does not know are named in it. Only one action runs at a time: an action asked for while
-another is drawing returns a "busy" view at once and changes nothing. ``timelab.widgets`` wires these
-methods to buttons; they are plain functions, tested directly.
+Bad input (empty prompts or test prompts, a pair TIME cannot align, lambda <= 0, nothing selected to
+edit) comes back as a message, never as an exception; words the model's tokenizer does not know
+(:func:`timelab.editing.keys.warn_unknown_words`) are named in it. Only one action runs at a time: an
+action asked for while another is drawing returns a "busy" view at once and changes nothing.
+``timelab.widgets`` wires these methods to buttons; they are plain functions, tested directly.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .attention import AttentionRecorder, TokenSpan
-from .editing import Edit, UnknownWordsWarning, cross_attention_layers, reset_edits, time_edit
+from .editing import Edit, UnknownWordsWarning, cross_attention_layers, edit_pairs, keys_and_aligned_states, \
+    reset_edits, time_edit
+from .editing.keys import warn_unknown_words
 from .editing.solver import check_lambda
 
 BUSY = "Busy: a generation is still running. Wait for it to finish, then try again."
 MAX_HISTORY = 8  # edits kept for undo (each holds a copy of the edited matrices)
+N_SEEDS = 8  # seeds per test prompt where a judge counts shares (TinyWorld); 1 draws one image per prompt
+NO_JUDGE = "Images only: this model has no judge to count them (TinyWorld's exact judge reads every image)."
 
 
 @dataclass(frozen=True)
@@ -61,9 +80,32 @@ def lab_defaults(model: str) -> LabDefaults:
     return TINYWORLD_DEFAULTS if model == TINYWORLD else DEFAULTS
 
 
+def lab_judge(model: str):
+    """The judge the lab counts shares with: TinyWorld's exact :class:`~timelab.tinyworld.OracleJudge`
+    for TinyWorld, None (images only) for any other model."""
+    from .models import TINYWORLD
+    from .tinyworld import OracleJudge
+
+    return OracleJudge() if model == TINYWORLD else None
+
+
+def parse_prompts(text: str) -> list[str]:
+    """Test prompts from typed text: one a line when the text has several lines, else separated by
+    commas; blanks around each are dropped. Raises ``ValueError`` (a message for the learner) when no
+    prompt is left."""
+    parts = text.splitlines() if "\n" in text.strip() else text.split(",")
+    prompts = [re.sub(r"\s+", " ", p).strip() for p in parts]
+    prompts = [p for p in prompts if p]
+    if not prompts:
+        raise ValueError("No test prompt: type at least one, separated by commas or one a line, "
+                         "e.g. 'a circle, a square'.")
+    return prompts
+
+
 @dataclass(frozen=True)
 class LabControls:
-    """What the lab's controls say: the edit to apply and the seed to draw with."""
+    """What the lab's controls say: the edit to apply, the seed to draw with and, optionally, the test
+    prompts as typed (see :func:`parse_prompts`; None keeps the session's)."""
 
     source: str
     destination: str
@@ -72,11 +114,76 @@ class LabControls:
     edit_values: bool = True
     layers: tuple[str, ...] | None = None  # None: every cross-attention layer
     seed: int = 0
+    prompts: str | None = None
 
 
+# ------------------------------------------------------------------------------- numbers of an edit
+def weight_change(edit: Edit) -> float:
+    """``sqrt(sum_m ||W'_m - W_m||_F^2) / sqrt(sum_m ||W_m||_F^2)`` over the edit's matrices ``m``: how far
+    the edit moved the weights, relative to their size (in float64)."""
+    moved = sum(float((edit.edited[n].double() - edit.original[n].double()).square().sum()) for n in edit.original)
+    size = sum(float(edit.original[n].double().square().sum()) for n in edit.original)
+    return math.sqrt(moved / size)
+
+
+@torch.no_grad()
+def fit_residual(edit: Edit) -> float:
+    """How far the edited matrices miss TIME's targets, relative: with keys ``C`` (every source text
+    state of the edit's prompt pairs, augmented as the edit was) and aligned destination states ``C*``,
+    ``sqrt(sum_m ||W'_m C^T - W_m C*^T||_F^2) / sqrt(sum_m ||W_m C*^T||_F^2)``. The ridge term keeps it
+    above 0 (it grows with lambda; at lambda -> 0 what remains is the least-squares misfit of more keys
+    than dimensions). Reads the text encoder, which TIME does not edit."""
+    settings = edit.settings
+    keys, aligned = keys_and_aligned_states(edit.pipe, edit_pairs(edit.source, edit.destination, settings.augment,
+                                                                  settings.prefixes))
+    keys, aligned = keys.double().cpu(), aligned.double().cpu()
+    miss = target = 0.0
+    for name, original in edit.original.items():
+        goal = original.double().cpu() @ aligned.T
+        miss += float((edit.edited[name].double().cpu() @ keys.T - goal).square().sum())
+        target += float(goal.square().sum())
+    return math.sqrt(miss / target)
+
+
+# ------------------------------------------------------------------------- judged shares (TinyWorld)
+def edited_attribute(source: str, destination: str) -> tuple[str, str, str]:
+    """``(kind, attribute, value)`` that the destination adds to the source in TinyWorld's grammar
+    (``timelab.evaluation.items.added_attribute``); ``ValueError`` when the edit is not of that form."""
+    from .evaluation.items import added_attribute
+
+    return added_attribute(source, destination)
+
+
+def attribute_shares(records: Sequence[Mapping], prompt: str, attribute: str, value: str) -> dict[str, float]:
+    """For each object kind ``prompt`` names (TinyWorld's grammar), the share of ``records`` (one per
+    image) in which the object of that kind has ``attribute == value``; an image without that object
+    counts as not. ``ValueError`` for a prompt outside the grammar or no records."""
+    from .tinyworld.captions import describe
+    from .tinyworld.judge import attribute_of
+
+    if not records:
+        raise ValueError("no records to count")
+    kinds = list(dict.fromkeys(o["kind"] for o in describe(prompt).objects))
+    return {kind: sum(attribute_of(r, attribute, kind) == value for r in records) / len(records) for kind in kinds}
+
+
+def prompt_kept(records_before: Sequence[Mapping], records_after: Sequence[Mapping], prompt: str,
+                edited: tuple[str, str]) -> dict[str, float]:
+    """The attributes of ``prompt``'s images that an edit of ``edited = (kind, attribute)`` should leave
+    alone, each as ``1 - TV(before, after)`` (``timelab.evaluation.metrics.attributes_kept`` over
+    ``timelab.evaluation.edits.kept_attributes``)."""
+    from .evaluation.edits import kept_attributes
+    from .evaluation.metrics import attributes_kept
+
+    return attributes_kept(records_before, records_after, kept_attributes(prompt, edited))
+
+
+# ------------------------------------------------------------------------------------------ views
 @dataclass
 class PromptView:
-    """One test prompt: its image and labelled per-token maps ``(tokens, h, w)``, before and after."""
+    """One test prompt: its images over the seeds ``(seeds, H, W, 3)`` before and after, the first seed's
+    image and labelled per-token maps ``(tokens, h, w)``, and, where judged, per object kind the share
+    ``(before, after)`` of images showing the edited value and the attributes kept (1 - TV each)."""
 
     prompt: str
     spans: list[TokenSpan]
@@ -84,16 +191,67 @@ class PromptView:
     image_after: np.ndarray
     maps_before: torch.Tensor
     maps_after: torch.Tensor
+    images_before: np.ndarray | None = None
+    images_after: np.ndarray | None = None
+    shares: dict[str, tuple[float, float]] = field(default_factory=dict)
+    kept: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # why this prompt is not judged, if it is not
+
+
+@dataclass(frozen=True)
+class EditNumbers:
+    """The active edit in numbers: weights moved, fit residual, and the attributes kept on the judged
+    test prompts (mean over prompts of each prompt's mean; None without a judge)."""
+
+    weight_change: float
+    fit_residual: float
+    kept: float | None = None
 
 
 @dataclass
 class LabView:
-    """The answer to an action: ``ok`` and a message; on success the state and every prompt's view."""
+    """The answer to an action: ``ok`` and a message; on success the state, every prompt's view, the
+    seeds drawn, the active edit's numbers and whether a judge counted the images."""
 
     ok: bool
     message: str
     state: str = ""
     prompts: list[PromptView] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    numbers: EditNumbers | None = None
+    edited: tuple[str, str, str] | None = None  # (kind, attribute, value) the judged shares count
+    judged: bool = False
+
+
+def share_text(share: float, n: int) -> str:
+    """``0.375`` of 8 images as ``"3/8"``."""
+    return f"{round(share * n)}/{n}"
+
+
+def report_rows(view: LabView) -> list[tuple[str, str, str]]:
+    """One row per test prompt for the lab's table: ``(prompt, judged shares before -> after, kept)``;
+    where nothing is judged the middle column says why and the last is empty."""
+    rows = []
+    n = len(view.seeds)
+    for p in view.prompts:
+        if p.shares and view.edited:
+            _, _, value = view.edited
+            shares = "; ".join(f"{kind} {value}: {share_text(b, n)} -> {share_text(a, n)}"
+                               for kind, (b, a) in p.shares.items())
+            kept = f"{np.mean(list(p.kept.values())):.2f}" if p.kept else ""
+            rows.append((p.prompt, shares, kept))
+        else:
+            rows.append((p.prompt, p.note, ""))
+    return rows
+
+
+def numbers_text(numbers: EditNumbers | None) -> str:
+    """The edit's numbers in one line ('' when the model is the original)."""
+    if numbers is None:
+        return ""
+    kept = "" if numbers.kept is None else f"; attributes kept on the test prompts {numbers.kept:.2f}"
+    return (f"Weights moved {100 * numbers.weight_change:.2f}% (||W'-W||/||W||); fit residual "
+            f"{100 * numbers.fit_residual:.1f}% (||W'C - WC*||/||WC*||){kept}.")
 
 
 def _problem(controls: LabControls, known_layers: Sequence[str]) -> str | None:
@@ -113,6 +271,11 @@ def _problem(controls: LabControls, known_layers: Sequence[str]) -> str | None:
         unknown = [n for n in controls.layers if n not in known_layers]
         if unknown:
             return f"Unknown layer(s) {unknown}: choose among the model's cross-attention layers."
+    if controls.prompts is not None:
+        try:
+            parse_prompts(controls.prompts)
+        except ValueError as error:
+            return str(error)
     return None
 
 
@@ -120,20 +283,25 @@ class LabSession:
     """A pipeline, the edits applied through the lab, and a lock so that only one action draws at a time.
 
     The session owns the pipeline's edits: it starts by undoing any active timelab edit.
-    ``prompts`` are the test prompts drawn after every action; ``call_kwargs`` go to the pipeline
-    (e.g. ``num_inference_steps``, ``guidance_scale``).
+    ``prompts`` are the test prompts drawn after every action, each over ``n_seeds`` seeds in one batch;
+    ``judge`` (e.g. :func:`lab_judge`) reads the images' attributes (``judge.read(images) -> records``),
+    None for images only. ``call_kwargs`` go to the pipeline (e.g. ``num_inference_steps``).
     """
 
-    def __init__(self, pipe, prompts: Sequence[str], **call_kwargs):
+    def __init__(self, pipe, prompts: Sequence[str], judge=None, n_seeds: int = 1, **call_kwargs):
         prompts = [p for p in prompts if p.strip()]
         if not prompts:
             raise ValueError("the lab needs at least one non-empty test prompt, e.g. ['a circle', 'a square']")
+        if n_seeds < 1:
+            raise ValueError(f"n_seeds must be at least 1, got {n_seeds}")
         self.pipe = pipe
         self.prompts = prompts
+        self.judge = judge
+        self.n_seeds = n_seeds
         self.call_kwargs = call_kwargs
         self.layer_names = list(cross_attention_layers(pipe.unet))
         self.history: list[Edit] = []  # applied edits, latest last; only the latest is active
-        self._original_cache: dict[int, tuple[np.ndarray, list]] = {}
+        self._original_cache: dict[tuple, tuple[np.ndarray, list, list | None]] = {}
         self._lock = threading.Lock()
         reset_edits(pipe)
 
@@ -159,7 +327,7 @@ class LabSession:
         return self._exclusive(lambda: f"Showing the {self.state()}.", seed)
 
     def apply(self, controls: LabControls) -> LabView:
-        """Edit the original model as the controls say and draw the test prompts."""
+        """Edit the original model as the controls say (with their test prompts, if given) and draw."""
         problem = _problem(controls, self.layer_names)
         if problem:
             return LabView(False, problem, self.state())
@@ -187,7 +355,7 @@ class LabSession:
                 message = change()
             except ValueError as error:  # e.g. a pair TIME cannot align, a prompt that is too long
                 return LabView(False, f"Not applied: {error}", self.state())
-            return LabView(True, message, self.state(), self._draw_all(seed))
+            return self._render(message, seed)
         finally:
             self._lock.release()
 
@@ -197,6 +365,8 @@ class LabSession:
             edit = time_edit(self.pipe, controls.source, controls.destination, lamb=controls.lamb,
                              edit_keys=controls.edit_keys, edit_values=controls.edit_values,
                              layers=None if controls.layers is None else list(controls.layers))
+        if controls.prompts is not None:
+            self.prompts = parse_prompts(controls.prompts)
         self.history = (self.history + [edit])[-MAX_HISTORY:]
         notes = "".join(f" Warning: {w.message}." for w in caught if issubclass(w.category, UnknownWordsWarning))
         return (f"Applied {controls.source!r} -> {controls.destination!r} ({len(edit.layer_names)} matrices, "
@@ -215,28 +385,105 @@ class LabSession:
         self.history.clear()
         return f"Back to the original model ({count} active edit(s) undone)."
 
-    def _draw(self, seed: int) -> tuple[np.ndarray, list]:
-        """Images ``(prompts, H, W, 3)`` and per-prompt (spans, maps) of the model as it is now."""
-        generators = [torch.Generator("cpu").manual_seed(seed) for _ in self.prompts]
-        with AttentionRecorder(self.pipe) as recorder:
-            images = self.pipe(prompt=self.prompts, generator=generators, output_type="np", **self.call_kwargs).images
-        return np.asarray(images), [recorder.token_maps(p, image=i) for i, p in enumerate(self.prompts)]
+    def seeds(self, seed: int) -> list[int]:
+        """The seeds an action at ``seed`` draws every test prompt with."""
+        return list(range(seed, seed + self.n_seeds))
 
-    def _draw_original(self, seed: int) -> tuple[np.ndarray, list]:
-        """The original model's drawing (cached per seed; the active edit is lifted for it)."""
-        if seed not in self._original_cache:
+    def _draw(self, seed: int) -> tuple[np.ndarray, list]:
+        """Images ``(prompts, seeds, H, W, 3)`` of the model as it is now, in one batch (prompt-major,
+        each image with its own seeded generator), and per prompt the first seed's (spans, maps)."""
+        seeds = self.seeds(seed)
+        batch = [(p, s) for p in self.prompts for s in seeds]
+        generators = [torch.Generator("cpu").manual_seed(s) for _, s in batch]
+        with AttentionRecorder(self.pipe) as recorder:
+            images = self.pipe(prompt=[p for p, _ in batch], generator=generators, output_type="np",
+                               **self.call_kwargs).images
+        images = np.asarray(images)
+        maps = [recorder.token_maps(p, image=i * len(seeds)) for i, p in enumerate(self.prompts)]
+        return images.reshape(len(self.prompts), len(seeds), *images.shape[1:]), maps
+
+    def _read(self, images: np.ndarray) -> list | None:
+        """Per prompt, the judge's records of its images (None without a judge)."""
+        if self.judge is None:
+            return None
+        flat = self.judge.read(images.reshape(-1, *images.shape[2:]))
+        n = images.shape[1]
+        return [flat[i * n:(i + 1) * n] for i in range(images.shape[0])]
+
+    def _draw_original(self, seed: int) -> tuple[np.ndarray, list, list | None]:
+        """The original model's drawing and records (cached per seed and prompts; the active edit is
+        lifted for it)."""
+        key = (seed, tuple(self.prompts), self.n_seeds)
+        if key not in self._original_cache:
             edit = self.active
             if edit is not None:
                 edit.undo()
             try:
-                self._original_cache[seed] = self._draw(seed)
+                images, maps = self._draw(seed)
             finally:
                 if edit is not None:
                     edit.apply()
-        return self._original_cache[seed]
+            self._original_cache[key] = (images, maps, self._read(images))
+        return self._original_cache[key]
 
-    def _draw_all(self, seed: int) -> list[PromptView]:
-        images_before, maps_before = self._draw_original(seed)
-        images_after, maps_after = self._draw(seed) if self.active else (images_before, maps_before)
-        return [PromptView(prompt, spans, images_before[i], images_after[i], before, maps_after[i][1])
-                for i, (prompt, (spans, before)) in enumerate(zip(self.prompts, maps_before))]
+    def _render(self, message: str, seed: int) -> LabView:
+        """Draw before and after, judge, and put the view together (``message`` first)."""
+        images_before, maps_before, records_before = self._draw_original(seed)
+        if self.active:
+            images_after, maps_after = self._draw(seed)
+            records_after = self._read(images_after)
+        else:
+            images_after, maps_after, records_after = images_before, maps_before, records_before
+        views = [PromptView(prompt, spans, images_before[i, 0], images_after[i, 0], before, maps_after[i][1],
+                            images_before[i], images_after[i])
+                 for i, (prompt, (spans, before)) in enumerate(zip(self.prompts, maps_before))]
+        view = LabView(True, message, self.state(), views, self.seeds(seed))
+        notes = self._judge(view, records_before, records_after)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownWordsWarning)
+            words = warn_unknown_words(self.pipe, self.prompts)
+        if words and not any(f"{w!r}" in message for w in words):
+            notes.append(f"Warning (test prompts): {caught[-1].message}.")
+        view.message = " ".join([message] + notes)
+        return view
+
+    def _judge(self, view: LabView, records_before: list | None, records_after: list | None) -> list[str]:
+        """Fill in the view's shares, kept attributes and numbers; return notes for the message."""
+        edit = self.active
+        if edit is not None:
+            view.numbers = EditNumbers(weight_change(edit), fit_residual(edit))
+        if self.judge is None:
+            for p in view.prompts:
+                p.note = "images only (no judge)"
+            return [NO_JUDGE]
+        if edit is None:
+            for p in view.prompts:
+                p.note = "nothing edited yet"
+            return []
+        try:
+            view.edited = kind, attribute, value = edited_attribute(edit.source[0], edit.destination[0])
+        except ValueError as error:
+            for p in view.prompts:
+                p.note = "not judged"
+            return [f"Shares are not counted: the judge counts edits that add one attribute, e.g. "
+                    f"'a circle' -> 'a blue circle' ({error})."]
+        view.judged = True
+        kept = []
+        for p, before, after in zip(view.prompts, records_before, records_after):
+            try:
+                shares_before = attribute_shares(before, p.prompt, attribute, value)
+                shares_after = attribute_shares(after, p.prompt, attribute, value)
+                p.kept = prompt_kept(before, after, p.prompt, (kind, attribute))
+            except ValueError as error:
+                p.note = f"not judged: {str(error).split(';')[0]}"
+                continue
+            p.shares = {k: (shares_before[k], shares_after[k]) for k in shares_before}
+            kept.append(p.kept)
+        if kept:
+            from .evaluation.metrics import kept_score
+
+            view.numbers = EditNumbers(view.numbers.weight_change, view.numbers.fit_residual, kept_score(kept)["mean"])
+        n = len(view.seeds)
+        headline = [f"{p.prompt!r}: {kind} {value} in {share_text(p.shares[kind][0], n)} -> "
+                    f"{share_text(p.shares[kind][1], n)} images" for p in view.prompts if kind in p.shares]
+        return [f"Judged over {n} seeds: " + "; ".join(headline[:2]) + "."] if headline else []

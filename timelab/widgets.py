@@ -1,7 +1,9 @@
 """ipywidgets front end of the editing lab: controls and displays wired to :class:`timelab.lab.LabSession`.
 
 Nothing here decides anything: every button calls a session method (``apply``, ``undo``, ``reset``)
-and shows the :class:`~timelab.lab.LabView` it returns. Actions run in a background thread so the
+and shows the :class:`~timelab.lab.LabView` it returns: its message, a table of the judged shares and
+attributes kept per test prompt (:func:`timelab.lab.report_rows`), the edit's numbers, the images over
+the seeds and one prompt's attention maps. Actions run in a background thread so the
 notebook stays responsive; the buttons are disabled meanwhile and the session's lock refuses
 overlapping runs anyway.
 """
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import html
 import io
+import textwrap
 import threading
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 
-from .lab import LabControls, LabSession, LabView
+from .lab import LabControls, LabSession, LabView, numbers_text, report_rows, share_text
 from .viz import attention_before_after, image_grid
 
 
@@ -28,9 +32,54 @@ def figure_png(fig) -> bytes:
 
 
 def images_figure(view: LabView):
-    """Before and after images of every test prompt, one column per prompt."""
-    return image_grid([[p.image_before for p in view.prompts], [p.image_after for p in view.prompts]],
-                      row_labels=["original", "edited"], col_labels=[p.prompt for p in view.prompts])
+    """Before and after images of every test prompt. One seed: one column per prompt; several: one row
+    per prompt and model (original, edited), one column per seed, the judged shares in the row labels."""
+    if len(view.seeds) <= 1:
+        return image_grid([[p.image_before for p in view.prompts], [p.image_after for p in view.prompts]],
+                          row_labels=["original", "edited"], col_labels=[p.prompt for p in view.prompts])
+    rows, labels = [], []
+    for p in view.prompts:
+        for side, images in ((0, p.images_before), (1, p.images_after)):
+            rows.append(images)
+            shares = ", ".join(f"{kind} {view.edited[2]} {share_text(pair[side], len(view.seeds))}"
+                               for kind, pair in p.shares.items()) if view.edited else ""
+            label = textwrap.fill(p.prompt, 26) + "\n" if side == 0 else ""
+            labels.append(f"{label}{('original', 'edited')[side]}" + (f"\n{shares}" if shares else ""))
+    return seed_rows_figure(rows, labels, view.seeds)
+
+
+def seed_rows_figure(rows, labels, seeds, gap: int = 2):
+    """Rows of images ``(seeds, H, W, 3)``, each row drawn as one strip (one axes a row keeps the figure
+    quick to draw: 64 small images in 8 axes, not 64), labelled on the left, seeds on top."""
+    height, width = rows[0].shape[1:3]
+    pitch = width + gap
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.55 * len(seeds) + 2.2, 0.62 * len(rows) + 0.4), squeeze=False)
+    for r, (images, label) in enumerate(zip(rows, labels)):
+        strip = np.ones((height, pitch * len(images) - gap, 3), dtype=np.float32)
+        for i, image in enumerate(images):
+            strip[:, i * pitch:i * pitch + width] = np.clip(image, 0, 1)
+        ax = axes[r][0]
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+        ax.set_xticks([i * pitch + width / 2 for i in range(len(images))] if r == 0 else [])
+        if r == 0:
+            ax.set_xticklabels([f"seed {s}" for s in seeds], fontsize=7)
+            ax.xaxis.tick_top()
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.subplots_adjust(left=0.3, right=0.99, top=0.93, bottom=0.01, hspace=0.12)
+    return fig
+
+
+def report_html(view: LabView) -> str:
+    """The per-prompt table (judged shares before -> after, attributes kept) and the edit's numbers."""
+    header = "<tr><th align='left'>test prompt</th><th align='left'>judged share, original -> edited</th>" \
+             "<th align='left'>attributes kept</th></tr>"
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in report_rows(view))
+    numbers = numbers_text(view.numbers)
+    return (f"<table style='font-size:90%'>{header}{cells}</table>"
+            + (f"<div>{html.escape(numbers)}</div>" if numbers else ""))
 
 
 def attention_figure(view: LabView, prompt: str):
@@ -54,9 +103,13 @@ def lab_widget(session: LabSession, source: str = "", destination: str = "", lam
     layers_box = widgets.SelectMultiple(options=session.layer_names, value=tuple(session.layer_names),
                                         rows=min(8, len(session.layer_names)), description="layers", style=style)
     seed_box = widgets.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed", style=style)
+    prompts_box = widgets.Textarea(value="\n".join(session.prompts), description="test prompts", rows=4,
+                                   placeholder="one a line, or separated by commas", style=style,
+                                   layout=widgets.Layout(width="460px"))
     buttons = {name: widgets.Button(description=name) for name in ("apply", "undo", "reset")}
     message = widgets.HTML()
     state = widgets.HTML(value=f"<i>{html.escape(session.state())}</i>")
+    report = widgets.HTML()
     images = widgets.Image(format="png")
     prompt_choice = widgets.Dropdown(options=session.prompts, description="attention of", style=style)
     attention = widgets.Image(format="png")
@@ -66,7 +119,7 @@ def lab_widget(session: LabSession, source: str = "", destination: str = "", lam
         chosen = tuple(layers_box.value)
         return LabControls(source_box.value, destination_box.value, lamb_slider.value, keys_box.value,
                            values_box.value, None if len(chosen) == len(session.layer_names) else chosen,
-                           seed_box.value)
+                           seed_box.value, prompts_box.value)
 
     def show(view: LabView) -> None:
         colour = "green" if view.ok else "firebrick"
@@ -74,12 +127,17 @@ def lab_widget(session: LabSession, source: str = "", destination: str = "", lam
         state.value = f"<i>{html.escape(view.state)}</i>"
         if view.prompts:
             last["view"] = view
+            report.value = report_html(view)
             images.value = figure_png(images_figure(view))
+            shown = [p.prompt for p in view.prompts]
+            if list(prompt_choice.options) != shown:
+                prompt_choice.options = shown  # new test prompts: the choice moves to the first one
             show_attention()
 
     def show_attention(*_) -> None:
         if "view" in last:
-            attention.value = figure_png(attention_figure(last["view"], prompt_choice.value))
+            if prompt_choice.value in [p.prompt for p in last["view"].prompts]:
+                attention.value = figure_png(attention_figure(last["view"], prompt_choice.value))
 
     def run(action) -> None:
         for button in buttons.values():
@@ -107,5 +165,5 @@ def lab_widget(session: LabSession, source: str = "", destination: str = "", lam
     prompt_choice.observe(show_attention, names="value")
     show(session.view(seed_box.value))  # the unedited model's images from the start, not empty frames
     settings = widgets.VBox([source_box, destination_box, lamb_slider, widgets.HBox([keys_box, values_box]),
-                             layers_box, seed_box, widgets.HBox(list(buttons.values()))])
-    return widgets.VBox([settings, message, state, images, prompt_choice, attention])
+                             layers_box, seed_box, prompts_box, widgets.HBox(list(buttons.values()))])
+    return widgets.VBox([settings, message, state, report, images, prompt_choice, attention])
