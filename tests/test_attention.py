@@ -403,3 +403,54 @@ def test_heatmap_row_and_overlay(token_pair):
         viz.attention_heatmap_row(maps, spans[:-1])
     with pytest.raises(ValueError, match=r"\(tokens, h, w\)"):
         viz.attention_heatmap_row(maps[None], spans)
+
+
+def test_position_groups_cover_every_position_once(sd1):
+    from timelab.attention import group_maps, position_groups
+
+    tokenizer = sd1.tokenizer
+    prompt = "a pack of roses and a dog"
+    n_used = len(tokenizer(prompt).input_ids)
+    groups = position_groups(tokenizer, prompt)
+    assert list(groups) == ["start", "words", "end", "padding"]
+    assert groups["start"] == [0] and groups["end"] == [n_used - 1]
+    assert groups["words"] == list(range(1, n_used - 1))
+    assert groups["padding"] == list(range(n_used, tokenizer.model_max_length))
+    by_word = position_groups(tokenizer, prompt, words=True)
+    assert "a (2)" in by_word and by_word["a"] == [1]
+    assert sorted(sum(by_word.values(), [])) == list(range(tokenizer.model_max_length))
+    maps = torch.rand(2, tokenizer.model_max_length, 4, 4)
+    grouped = group_maps(maps, by_word)
+    assert grouped.shape == (2, len(by_word), 4, 4)
+    torch.testing.assert_close(grouped.sum(1), maps.sum(1))
+    torch.testing.assert_close(grouped[:, -1], maps[:, n_used:].sum(1))
+
+
+def test_attention_columns_share_scales_and_sign_differences(token_pair):
+    image, spans, before, after = token_pair
+    columns = [{"title": "before", "image": image, "maps": before}, {"title": "after", "image": image, "maps": after},
+               {"title": "after - before", "maps": after - before, "signed": True}]
+    fig = viz.attention_columns(columns, spans)
+    axes = np.array(fig.axes[:-2]).reshape(len(spans) + 1, 3)  # the last two axes are colour bars
+    for row in range(1, len(spans) + 1):
+        scale = max(before[row - 1].max().item(), after[row - 1].max().item())
+        shown = np.asarray(axes[row][1].images[1].get_array())  # image, then the map over it
+        np.testing.assert_allclose(shown, after[row - 1].numpy() / scale, rtol=1e-5)
+        difference = (after - before)[row - 1].numpy()
+        signed = np.asarray(axes[row][2].images[0].get_array())
+        if np.abs(difference).max() > 0:
+            np.testing.assert_allclose(signed, difference / np.abs(difference).max(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="differ in shape"):
+        viz.attention_columns([columns[0], {"title": "x", "maps": before[:-1]}], spans)
+
+
+def test_generate_from_states_equals_generate_from_prompts(sd1):
+    from timelab.generation import GenerationSettings, generate as generate_prompts, generate_from_states
+
+    settings = GenerationSettings(steps=2, guidance_scale=7.5, height=64, width=64, batch_size=3)
+    prompts = ["a pack of roses", "a dog"]
+    expected = generate_prompts(sd1, prompts, [0, 1], settings)
+    got = generate_from_states(sd1, encode_prompts(sd1, prompts), [0, 1], settings)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="prompts, tokens, width"):
+        generate_from_states(sd1, encode_prompts(sd1, prompts)[0], [0], settings)

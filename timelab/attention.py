@@ -77,6 +77,39 @@ def token_labels(tokenizer, prompt: str, merge_subwords: bool = False,
     return spans
 
 
+def position_groups(tokenizer, prompt: str, words: bool = False) -> dict[str, list[int]]:
+    """The 77 (``model_max_length``) positions of ``prompt`` sorted by role, in order of position.
+
+    ``"start"``, ``"words"`` (every token between start and end), ``"end"`` and ``"padding"`` (everything
+    after the end token); with ``words`` the words group is split into one group per word (subword
+    pieces merged), named by the word, with a repeated word numbered (``"a"``, ``"a (2)"``). The groups
+    cover every position exactly once, so the attention they draw sums to one.
+    """
+    spans = token_labels(tokenizer, prompt, merge_subwords=True, include_padding=True)
+    groups: dict[str, list[int]] = {"start": []}
+    middle: dict[str, list[int]] = {}
+    for span in spans:
+        if span.label == START_LABEL:
+            groups["start"].extend(span.positions)
+        elif span.label in (END_LABEL, PAD_LABEL):
+            groups.setdefault("end" if span.label == END_LABEL else "padding", []).extend(span.positions)
+        elif words:
+            name, copy = span.label, 1
+            while name in middle:
+                copy += 1
+                name = f"{span.label} ({copy})"
+            middle[name] = list(span.positions)
+        else:
+            middle.setdefault("words", []).extend(span.positions)
+    groups.setdefault("padding", [])
+    return {"start": groups["start"], **middle, "end": groups["end"], "padding": groups["padding"]}
+
+
+def group_maps(maps: torch.Tensor, groups: dict[str, list[int]]) -> torch.Tensor:
+    """Sum token maps ``(..., tokens, H, W)`` over each group's positions: ``(..., groups, H, W)``."""
+    return torch.stack([maps[..., positions, :, :].sum(dim=-3) for positions in groups.values()], dim=-3)
+
+
 def map_shape(latent_hw: tuple[int, int], length: int) -> tuple[int, int]:
     """The ``(h, w)`` of a layer's ``length`` queries in a UNet fed latents of size ``latent_hw``.
 

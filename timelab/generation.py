@@ -7,7 +7,7 @@ the model: not on batch size, order, device split or which process of a sharded 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,21 +30,44 @@ class GenerationSettings:
         return {names[k]: v for k, v in asdict(self).items() if k in names and v is not None}
 
 
-def generate(pipe, prompts: Sequence[str], seeds: Sequence[int],
-             settings: GenerationSettings = GenerationSettings(), progress: bool = False) -> np.ndarray:
-    """Images for every (prompt, seed), prompt-major: shape ``(len(prompts), len(seeds), H, W, 3)`` in [0, 1]."""
-    if not prompts or not seeds:
+def _draw(pipe, n_prompts: int, seeds: Sequence[int], settings: GenerationSettings, progress: bool,
+          inputs: Callable[[list[int]], dict]) -> np.ndarray:
+    """Every (prompt index, seed) pair in batches; ``inputs(indices)`` gives the pipeline's text inputs."""
+    if not n_prompts or not seeds:
         raise ValueError("generate needs at least one prompt and one seed")
     if settings.batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {settings.batch_size}")
     pipe.set_progress_bar_config(disable=True)
-    pairs = [(p, s) for p in prompts for s in seeds]
+    pairs = [(p, s) for p in range(n_prompts) for s in seeds]
     chunks = []
     starts = range(0, len(pairs), settings.batch_size)
     for start in tqdm(starts, desc="generating", disable=not progress, mininterval=2):
         batch = pairs[start:start + settings.batch_size]
         generators = [torch.Generator("cpu").manual_seed(int(s)) for _, s in batch]
-        out = pipe(prompt=[p for p, _ in batch], generator=generators, output_type="np", **settings.call_kwargs())
+        out = pipe(**inputs([p for p, _ in batch]), generator=generators, output_type="np", **settings.call_kwargs())
         chunks.append(np.asarray(out.images, dtype=np.float32))
     images = np.concatenate(chunks)
-    return images.reshape(len(prompts), len(seeds), *images.shape[1:])
+    return images.reshape(n_prompts, len(seeds), *images.shape[1:])
+
+
+def generate(pipe, prompts: Sequence[str], seeds: Sequence[int],
+             settings: GenerationSettings = GenerationSettings(), progress: bool = False) -> np.ndarray:
+    """Images for every (prompt, seed), prompt-major: shape ``(len(prompts), len(seeds), H, W, 3)`` in [0, 1]."""
+    return _draw(pipe, len(prompts), seeds, settings, progress, lambda idx: {"prompt": [prompts[i] for i in idx]})
+
+
+def generate_from_states(pipe, states: torch.Tensor, seeds: Sequence[int],
+                         settings: GenerationSettings = GenerationSettings(), progress: bool = False) -> np.ndarray:
+    """Like :func:`generate`, but from text-encoder states given directly instead of prompts.
+
+    ``states`` is ``(prompts, tokens, width)``, what the pipeline's text encoder would hand the UNet
+    (e.g. from :func:`timelab.editing.encode_prompts`, possibly mixed between prompts); it goes in as
+    the pipeline's ``prompt_embeds``, and the unconditional half of classifier-free guidance is the
+    empty prompt, as for :func:`generate`. So ``generate_from_states(pipe, encode_prompts(pipe, P), S)``
+    equals ``generate(pipe, P, S)``. Returns ``(prompts, seeds, H, W, 3)`` in [0, 1].
+    """
+    if states.ndim != 3:
+        raise ValueError(f"need states of shape (prompts, tokens, width), got {tuple(states.shape)}")
+    unet = pipe.unet
+    return _draw(pipe, len(states), seeds, settings, progress,
+                 lambda idx: {"prompt_embeds": states[idx].to(unet.device, unet.dtype)})

@@ -221,3 +221,69 @@ def attention_before_after(images: Sequence, maps: Sequence, labels, overlay: bo
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def attention_columns(columns: Sequence[dict], labels, alpha: float = 0.55, cmap: str = "magma",
+                      signed_cmap: str = "RdBu_r", cell_size: float = 1.1,
+                      title: str | None = None) -> matplotlib.figure.Figure:
+    """Compare per-token maps side by side: one column per case, one row per token (or token group).
+
+    Each column is a dict with ``"title"``, ``"maps"`` ``(tokens, h, w)``, an optional ``"image"``
+    (shown in the first row and, translucent under the maps with ``alpha``, in every row) and an
+    optional ``"signed": True`` for a difference of maps. Unsigned columns share one colour scale per
+    token, 0 to the token's largest value over all of them (as :func:`per_token_limits`), so the
+    columns compare on equal terms; signed columns are drawn on a diverging scale symmetric about 0,
+    +-(the token's largest absolute difference), red for gain and blue for loss.
+    """
+    if not columns:
+        raise ValueError("attention_columns needs at least one column")
+    arrays = [_maps_array(c["maps"]) for c in columns]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"columns' maps differ in shape {[a.shape for a in arrays]}")
+    texts = _label_texts(labels, len(arrays[0]))
+    unsigned = [a for a, c in zip(arrays, columns) if not c.get("signed")]
+    signed = [a for a, c in zip(arrays, columns) if c.get("signed")]
+    limits = per_token_limits(*unsigned) if unsigned else None
+    reach = np.abs(np.stack(signed)).max(axis=(0, 2, 3)) if signed else None
+    reach = None if reach is None else np.where(reach > 0, reach, 1.0)
+    n_rows, n_cols = len(texts) + 1, len(columns)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_size * n_cols + 1.6, cell_size * n_rows + 0.4),
+                             squeeze=False)
+    shown_unsigned = shown_signed = None
+    for col, (column, array) in enumerate(zip(columns, arrays)):
+        picture = None if column.get("image") is None else to_numpy_image(column["image"])
+        top = axes[0][col]
+        if picture is not None:
+            top.imshow(picture, interpolation="nearest")
+        top.set_title(column.get("title", ""), fontsize=8)
+        for row in range(1, n_rows):
+            ax = axes[row][col]
+            if column.get("signed"):
+                shown_signed = _draw_signed(ax, array[row - 1] / reach[row - 1], picture, signed_cmap)
+            else:
+                normalised = _normalised(array[row - 1:row], (limits[0][row - 1:row], limits[1][row - 1:row]))[0]
+                shown_unsigned = _draw_map(ax, normalised, picture, alpha if picture is not None else 1.0, cmap)
+            if col == 0:
+                ax.set_ylabel(texts[row - 1], rotation=0, ha="right", va="center", fontsize=8)
+    axes[0][0].set_ylabel("image", rotation=0, ha="right", va="center", fontsize=8)
+    for ax in axes.flat:
+        _bare(ax)
+    if shown_unsigned is not None:
+        fig.colorbar(shown_unsigned, ax=list(axes[1:].flat), label="attention / token's max", fraction=0.03,
+                     pad=0.01)
+    if shown_signed is not None:
+        fig.colorbar(shown_signed, ax=list(axes[1:].flat), label="difference / token's largest |difference|",
+                     location="bottom", fraction=0.02, pad=0.02, aspect=40)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _draw_signed(ax, token_map: np.ndarray, image: np.ndarray | None, cmap: str):
+    """A difference map already scaled to [-1, 1], over a faded ``image`` when given."""
+    if image is None:
+        return ax.imshow(token_map, cmap=cmap, vmin=-1.0, vmax=1.0, interpolation="nearest")
+    height, width = image.shape[:2]
+    ax.imshow(0.35 + 0.3 * image.mean(axis=-1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    return ax.imshow(token_map, cmap=cmap, vmin=-1.0, vmax=1.0, alpha=0.75, interpolation="bilinear",
+                     extent=(-0.5, width - 0.5, height - 0.5, -0.5))
