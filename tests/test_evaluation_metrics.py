@@ -12,7 +12,7 @@ from timelab.evaluation import (
     BiasItem, EditItem, delta, evaluate_bias_item, evaluate_edit_item, item_score, search_lambda,
     summarize_bias, summarize_edits,
 )
-from timelab.evaluation.metrics import Estimate, per_seed, wilson
+from timelab.evaluation.metrics import Estimate, per_seed, summarize_kept, wilson
 
 
 def test_item_score_averages_prompts_per_seed_then_seeds():
@@ -220,4 +220,21 @@ def test_the_figure_of_one_item_draws_its_wilson_intervals(tmp_path):
     assert [tuple(np.round([s[0][1], s[1][1]], 4)) for s in segments] == [
         tuple(np.round(wilson_by_hand(7, 7), 4)), tuple(np.round(wilson_by_hand(7, 7), 4)),
         tuple(np.round(wilson_by_hand(0, 7), 4))]
+    plt.close(fig)
+
+
+def test_the_figure_draws_attributes_kept_against_lambda():
+    import matplotlib.pyplot as plt
+
+    from timelab.evaluation.report import edits_figure
+
+    def row(lamb, kept):
+        return {"model": "TIME", "lamb": lamb, "efficacy": [[1] * 2], "generality": [[1] * 2],
+                "specificity": [[1] * 2], "kept": [{"circle.size": kept, "background": 1.0}]}
+
+    records = [{"rows": [row(0.1, 0.5), row(10.0, 0.9)]}]
+    fig = edits_figure(summarize_edits(records), kept=summarize_kept(records))
+    (line,) = [l for l in fig.axes[0].get_lines() if l.get_label() == "attributes kept"]
+    np.testing.assert_allclose(line.get_ydata(), [(0.5 + 1.0) / 2, (0.9 + 1.0) / 2])
+    np.testing.assert_allclose(line.get_xdata(), [0.1, 10.0])
     plt.close(fig)

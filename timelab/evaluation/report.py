@@ -99,9 +99,10 @@ def _error_bars(estimates: Sequence[Estimate]) -> list[list[float]]:
     return [[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]]
 
 
-def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = ""):
+def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = "", kept: dict[str, dict] | None = None):
     """Metric vs lambda (unedited and oracle as dashed lines) when several lambdas ran, else grouped bars;
-    error bars as in :func:`edits_table`."""
+    error bars as in :func:`edits_table`. ``kept`` (:func:`summarize_kept`) adds attributes kept against
+    lambda (no error bars: it has no interval)."""
     edited = sorted((label for label in summary if label.startswith("TIME")), key=_row_order)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     colours = dict(zip(METRICS, ("tab:blue", "tab:orange", "tab:green")))
@@ -114,6 +115,9 @@ def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = ""):
             for label, style in (("unedited", ":"), ("oracle", "--")):
                 if label in summary:
                     ax.axhline(summary[label][metric].mean, color=colours[metric], linestyle=style, linewidth=1)
+        if kept and all(label in kept for label in edited):
+            ax.plot(lambdas, [kept[label]["mean"] for label in edited], marker="s", color="tab:purple",
+                    label="attributes kept")
         ax.set_xscale("log")
         ax.set_xlabel("lambda   (dotted: unedited, dashed: oracle)")
     else:
@@ -179,8 +183,8 @@ def write_report(output: str | os.PathLike, figure: str | None = None) -> str:
     if config["kind"] == "bias":
         table, fig = bias_table(records), bias_figure(records, title)
     else:
-        summary = summarize_edits(records)
-        table, fig = edits_table(summary, summarize_kept(records)), edits_figure(summary, title)
+        summary, kept = summarize_edits(records), summarize_kept(records)
+        table, fig = edits_table(summary, kept), edits_figure(summary, title, kept)
     figure_path = save_figure(fig, figure or f"eval_{Path(output).stem}.png")
     plt.close(fig)
     text = (f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}"
