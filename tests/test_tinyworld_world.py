@@ -650,3 +650,32 @@ def test_unknown_text_still_tokenizes(tokenizer):
 def test_an_offset_beyond_the_jitter_is_refused(position, offset):
     with pytest.raises(ValueError, match="JITTER"):
         Thing("circle", "red", "small", position, offset)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every prompt the grammar writes
+
+
+def test_world_prompts_are_every_caption_the_sampler_can_write():
+    from timelab.tinyworld.captions import world_prompts
+
+    prompts = world_prompts()
+    assert len(prompts) == len(set(prompts)) == 4 * 6 * 3 * 6 * 3 + 12 * 5 * 6**2 * 3**2 * 3
+    assert world_prompts(1) == [p for p in prompts if " and " not in p]
+    known = set(prompts)
+    rng = np.random.default_rng(7)
+    written = set()
+    for _ in range(3000):
+        _, text = sample_example(rng)
+        for prefix in sorted(spec.PREFIXES, key=len, reverse=True):
+            if prefix and text.startswith(prefix):
+                text = text[len(prefix):]
+                break
+        if text:
+            written.add(text)
+    assert written <= known, sorted(written - known)[:5]
+    for prompt in prompts[::997]:  # every stated attribute reads back
+        description = describe(prompt)
+        assert 1 <= len(description.objects) <= 2 and all(o["kind"] in spec.KINDS for o in description.objects)
+    with pytest.raises(ValueError, match="one or two"):
+        world_prompts(3)

@@ -6,6 +6,7 @@ Every stated attribute is true to the image; which ones are stated follows ``spe
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -171,3 +172,31 @@ def all_words() -> list[str]:
     for values in VOCABULARY.values():
         words += list(values)
     return words
+
+
+def world_prompts(max_objects: int = 2) -> list[str]:
+    """Every prompt the grammar writes (without a prefix) for scenes of up to ``max_objects`` objects:
+    each object's colour and size stated or not, positions stated for every object or for none,
+    the background stated or not, two objects named in either order. 1,296 prompts of one object and
+    58,320 of two: ``4 x 6 x 3 x 6 x 3`` and ``(4 x 3) x 5 x 6^2 x 3^2 x 3``."""
+    if max_objects not in (1, 2):
+        raise ValueError(f"TinyWorld scenes hold one or two objects, got max_objects={max_objects}")
+    colours, sizes = (None, *spec.COLOURS), (None, *spec.SIZES)
+    backgrounds = (None, *spec.BACKGROUNDS)
+    placements = [(None,)] + [(p,) for p in spec.POSITIONS]
+    if max_objects == 2:
+        placements += [(None, None)] + [pair for a, b in spec.LAYOUTS for pair in ((a, b), (b, a))]
+    prompts = []
+    for places in placements:
+        n = len(places)
+        for kinds in itertools.permutations(spec.KINDS, n):
+            for looks in itertools.product(itertools.product(colours, sizes), repeat=n):
+                for background in backgrounds:
+                    things = tuple(Thing(kind, colour or spec.usual_colour(kind), size or "big",
+                                         place or (spec.LAYOUTS[0][i] if n == 2 else "middle"))
+                                   for i, (kind, (colour, size), place) in enumerate(zip(kinds, looks, places)))
+                    stated = [{a for a, v in (("colour", colour), ("size", size), ("position", place),
+                                              ("background", background)) if v is not None}
+                              for (colour, size), place in zip(looks, places)]
+                    prompts.append(caption(Scene(things, background or "white"), stated))
+    return prompts
