@@ -27,9 +27,10 @@ import torch
 
 import timelab
 from timelab.evaluation.edits import kept_attributes
+from timelab.evaluation.items import added_attribute
 from timelab.evaluation.metrics import attributes_kept
 from timelab.generation import GenerationSettings, generate
-from timelab.tinyworld.captions import describe, world_prompts
+from timelab.tinyworld.captions import world_prompts
 from timelab.tinyworld.judge import OracleJudge
 from timelab.viz import save_figure
 
@@ -90,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = timelab.load_pipeline("tinyworld", device="cpu")
-    edited_kind = describe(args.source).objects[0]["kind"]
-    wanted = describe(args.destination).objects[0]
-    edited_attribute = next(a for a in wanted if a != "kind" and a not in describe(args.source).objects[0])
+    edited_kind, edited_attribute, _ = added_attribute(args.source, args.destination)
     edit_args = {"source": args.source, "destination": args.destination, "lamb": args.lamb}
 
     prompts = world_prompts()

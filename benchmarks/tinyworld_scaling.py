@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 import timelab
 from timelab.evaluation.edits import kept_attributes
+from timelab.evaluation.items import added_attribute
 from timelab.evaluation.metrics import attributes_kept
 from timelab.files import write_text_atomic
 from timelab.generation import GenerationSettings, generate
@@ -57,12 +58,8 @@ METHODS = ("joint", "stacked", "joint + hand-picked preservation", "joint + leak
 
 
 def edited_attributes(edits) -> set[tuple[str, str]]:
-    """``(kind, attribute)`` of every assumption the edits change (what the destination adds)."""
-    changed = set()
-    for source, destination in edits:
-        before, after = describe(source).objects[0], describe(destination).objects[0]
-        changed |= {(after["kind"], a) for a in after if a not in before}
-    return changed
+    """``(kind, attribute)`` of every assumption the edits change (what each destination adds)."""
+    return {added_attribute(source, destination)[:2] for source, destination in edits}
 
 
 def left_alone(prompt: str, changed: set[tuple[str, str]]) -> bool:
@@ -72,7 +69,7 @@ def left_alone(prompt: str, changed: set[tuple[str, str]]) -> bool:
 
 
 def kept_on(prompt: str, before, after, changed) -> float:
-    names = [n for n in kept_attributes(prompt) if tuple(n.split(".")) not in {(k, a) for k, a in changed}]
+    names = [n for n in kept_attributes(prompt) if tuple(n.split(".")) not in changed]
     return float(np.mean(list(attributes_kept(before, after, names).values())))
 
 

@@ -146,25 +146,15 @@ def fit_residual(edit: Edit) -> float:
 
 
 # ------------------------------------------------------------------------- judged shares (TinyWorld)
-def edited_attribute(source: str, destination: str) -> tuple[str, str, str]:
-    """``(kind, attribute, value)`` that the destination adds to the source in TinyWorld's grammar
-    (``timelab.evaluation.items.added_attribute``); ``ValueError`` when the edit is not of that form."""
-    from .evaluation.items import added_attribute
-
-    return added_attribute(source, destination)
-
-
 def attribute_shares(records: Sequence[Mapping], prompt: str, attribute: str, value: str) -> dict[str, float]:
     """For each object kind ``prompt`` names (TinyWorld's grammar), the share of ``records`` (one per
     image) in which the object of that kind has ``attribute == value``; an image without that object
     counts as not. ``ValueError`` for a prompt outside the grammar or no records."""
     from .tinyworld.captions import describe
-    from .tinyworld.judge import attribute_of
+    from .tinyworld.judge import shares
 
-    if not records:
-        raise ValueError("no records to count")
     kinds = list(dict.fromkeys(o["kind"] for o in describe(prompt).objects))
-    return {kind: sum(attribute_of(r, attribute, kind) == value for r in records) / len(records) for kind in kinds}
+    return {kind: shares(records, attribute, kind).get(value, 0.0) for kind in kinds}
 
 
 def prompt_kept(records_before: Sequence[Mapping], records_after: Sequence[Mapping], prompt: str,
@@ -449,6 +439,8 @@ class LabSession:
 
     def _judge(self, view: LabView, records_before: list | None, records_after: list | None) -> list[str]:
         """Fill in the view's shares, kept attributes and numbers; return notes for the message."""
+        from .evaluation.items import added_attribute
+
         edit = self.active
         if edit is not None:
             view.numbers = EditNumbers(weight_change(edit), fit_residual(edit))
@@ -461,7 +453,7 @@ class LabSession:
                 p.note = "nothing edited yet"
             return []
         try:
-            view.edited = kind, attribute, value = edited_attribute(edit.source[0], edit.destination[0])
+            view.edited = kind, attribute, value = added_attribute(edit.source[0], edit.destination[0])
         except ValueError as error:
             for p in view.prompts:
                 p.note = "not judged"
