@@ -233,6 +233,34 @@ def test_cli_refuses_zero_steps_and_writes_nothing(tmp_path, monkeypatch, capsys
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--text-layers", "0", "--text-layers must be at least 1, got 0"),
+    ("--text-width", "0", "--text-width must be at least 1, got 0"),
+    ("--text-width", "18", "--text-width must be a multiple of 4 (the text tower's attention heads), got 18"),
+    ("--clip-twins", "1.5", "--clip-twins is a share between 0 and 1, got 1.5"),
+])
+def test_cli_refuses_bad_text_options_and_writes_nothing(tmp_path, monkeypatch, capsys, flag, value, message):
+    monkeypatch.setitem(training.PRESETS, "small", TINY)
+    assert main(["tinyworld", "train", "--preset", "small", flag, value, "--out", str(tmp_path / "z"),
+                 "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_text_sizes_reach_the_text_tower_and_the_unet(tmp_path, monkeypatch):
+    monkeypatch.setitem(training.PRESETS, "small", TINY)
+    out = tmp_path / "wide"
+    assert main(["tinyworld", "train", "--preset", "small", "--text-width", "24", "--text-layers", "2",
+                 "--clip-twins", "0.5", "--out", str(out), "--device", "cpu"]) == 0
+    text = json.loads((out / "text_encoder" / "config.json").read_text())
+    assert (text["hidden_size"], text["num_hidden_layers"]) == (24, 2)
+    assert json.loads((out / "unet" / "config.json").read_text())["cross_attention_dim"] == 24
+    summary = json.loads((out / "training.json").read_text())
+    assert "--text-width 24 --text-layers 2 --clip-twins 0.5" in summary["command"]
+    assert summary["config"]["clip_twins"] == 0.5
+    assert summary["config"]["sizes"]["image_width"] == TINY.sizes.image_width, "only the text tower changed"
+
+
 def test_cli_trains_end_to_end_from_its_arguments(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(training.PRESETS, "small", replace(TINY, seed=0, device="auto"))
     out = tmp_path / "cli"
@@ -257,3 +285,17 @@ def test_cli_refuses_an_existing_model_with_a_clear_message(trained, tmp_path, c
     args = ["tinyworld", "train", "--out", str(trained), "--device", "cpu"]
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_clip_batches_with_twins_hold_pairs_told_apart_only_by_binding():
+    plain = training.draw_batch(np.random.default_rng(4), 64, captioned=True)
+    assert torch.equal(plain[0], training.draw_batch(np.random.default_rng(4), 64, captioned=True, twins=0.0)[0])
+    pixels, texts = training.draw_batch(np.random.default_rng(4), 64, captioned=True, twins=1.0)
+    assert len(texts) == 64 == len(pixels)
+    twins = [i for i in range(63) if texts[i] != texts[i + 1] and sorted(texts[i].split()) == sorted(texts[i + 1].split())]
+    assert len(twins) >= 5, texts
+    for i in twins:
+        assert not torch.equal(pixels[i], pixels[i + 1]), "a twin is another scene"
+    plain_twins = [i for i in range(63) if plain[1][i] != plain[1][i + 1]
+                   and sorted(plain[1][i].split()) == sorted(plain[1][i + 1].split())]
+    assert len(plain_twins) < len(twins)

@@ -16,7 +16,7 @@ import pytest
 
 from timelab.tinyworld import spec
 from timelab.tinyworld.captions import (
-    all_words, caption, describe, sample_example, stated_attributes, unknown_words,
+    all_words, binding_twin, caption, describe, sample_example, stated_attributes, unknown_words,
 )
 from timelab.tinyworld.judge import OracleJudge, as_images, attribute_of, find, shares, shows
 from timelab.tinyworld.render import Scene, Thing, object_masks, render, shape_mask
@@ -679,3 +679,47 @@ def test_world_prompts_are_every_caption_the_sampler_can_write():
         assert 1 <= len(description.objects) <= 2 and all(o["kind"] in spec.KINDS for o in description.objects)
     with pytest.raises(ValueError, match="one or two"):
         world_prompts(3)
+
+
+def test_binding_twins_exchange_one_attribute_stated_for_both_and_keep_the_words(samples):
+    rng = np.random.default_rng(7)
+    judge, made = OracleJudge(), 0
+    for scene, text in samples[:3000]:
+        twin = binding_twin(scene, text, rng)
+        if len(scene.objects) == 1 or not text:
+            assert twin is None
+            continue
+        a, b = scene.objects
+        words = text.split()
+        # Independent reading of "stated for both and different": both objects' values are words of the text.
+        possible = [attr for attr in ("colour", "size") if getattr(a, attr) != getattr(b, attr)
+                    and words.count(getattr(a, attr)) == 1 and words.count(getattr(b, attr)) == 1]
+        possible += ["position"] if "left" in words or "top" in words else []
+        if twin is None:
+            assert possible == [], (text, possible)
+            continue
+        made += 1
+        twin_scene, twin_text = twin
+        changed = [attr for attr in ("kind", "colour", "size", "position")
+                   if getattr(twin_scene.objects[0], attr) != getattr(a, attr)]
+        assert len(changed) == 1 and changed[0] in possible, (text, twin_text)
+        attr = changed[0]
+        assert (getattr(twin_scene.objects[0], attr), getattr(twin_scene.objects[1], attr)) == \
+            (getattr(b, attr), getattr(a, attr))
+        assert twin_scene.background == scene.background
+        assert sorted(twin_text.split()) == sorted(words) and twin_text != text
+        record = judge.read_one(render(twin_scene))
+        assert shows(record, twin_text) and not shows(record, text), (text, twin_text)
+    assert made > 300
+
+
+def test_binding_twin_of_a_hand_written_caption():
+    scene = Scene((Thing("circle", "red", "big", "left"), Thing("square", "green", "small", "right")), "black")
+    twin = binding_twin(scene, "a photo of a square on the right and a red circle on the left", np.random.default_rng(0))
+    assert twin is not None
+    assert twin[1] == "a photo of a square on the left and a red circle on the right"
+    assert [(t.kind, t.position) for t in twin[0].objects] == [("circle", "right"), ("square", "left")]
+    # Colour is stated for one object only: exchanging it would change the words, so there is no twin.
+    assert binding_twin(scene, "a red circle and a square", np.random.default_rng(0)) is None
+    with pytest.raises(ValueError, match="is not a caption the grammar writes"):
+        binding_twin(scene, "a blue circle and a square", np.random.default_rng(0))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -99,6 +99,39 @@ def sample_example(rng: np.random.Generator) -> tuple[Scene, str]:
         return scene, ""
     order = rng.permutation(n).tolist()
     return scene, caption(scene, [s | scene_says for s in stated], _choice(rng, spec.PREFIXES), order)
+
+
+BINDABLE = ("colour", "size", "position")  # attributes a two-object caption binds to one of its objects
+
+
+def binding_twin(scene: Scene, text: str, rng: np.random.Generator) -> tuple[Scene, str] | None:
+    """A hard negative for a contrastive text tower: ``scene`` (two objects, captioned ``text``) with the
+    values of one attribute exchanged between its objects, captioned with the same words and order.
+
+    ``"a red circle on the left and a square on the right"`` gives the scene of ``"a red circle on the
+    right and a square on the left"``: the two captions hold the same bag of words, so only a text tower
+    that binds attributes to objects tells them apart. The attribute is drawn among those the caption
+    states for both objects and the objects do not share; ``None`` when there is none (or one object)."""
+    if len(scene.objects) != 2 or not text:
+        return None
+    description = describe(text)
+    kinds = [thing.kind for thing in scene.objects]
+    stated = [set(description.objects[[o["kind"] for o in description.objects].index(k)]) - {"kind"} for k in kinds]
+    if description.background:
+        stated = [s | {"background"} for s in stated]
+    prefix = next((p for p in spec.PREFIXES if p and text.startswith(p)), "")
+    order = [kinds.index(o["kind"]) for o in description.objects]
+    if caption(scene, stated, prefix, order) != text:
+        raise ValueError(f"{text!r} is not a caption the grammar writes for {scene}")
+    a, b = scene.objects
+    choices = [attribute for attribute in BINDABLE
+               if getattr(a, attribute) != getattr(b, attribute) and all(attribute in s for s in stated)]
+    if not choices:
+        return None
+    attribute = choices[rng.integers(len(choices))]
+    twin = Scene((replace(a, **{attribute: getattr(b, attribute)}), replace(b, **{attribute: getattr(a, attribute)})),
+                 scene.background)
+    return twin, caption(twin, stated, prefix, order)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from . import spec
 
 LATENT_CHANNELS = 4
 PATCH_SIZE = 4
+TEXT_HEADS = 4  # attention heads of the text tower: its width must be a multiple
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def clip(tokenizer: CLIPTokenizer, sizes: Sizes) -> CLIPModel:
     """A tiny CLIP for ``tokenizer``'s vocabulary: SD's text-tower class and attention mask, ViT image tower."""
     text = dict(
         vocab_size=len(tokenizer), hidden_size=sizes.text_width, intermediate_size=4 * sizes.text_width,
-        num_hidden_layers=sizes.text_layers, num_attention_heads=4,
+        num_hidden_layers=sizes.text_layers, num_attention_heads=TEXT_HEADS,
         max_position_embeddings=tokenizer.model_max_length, hidden_act="quick_gelu",
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

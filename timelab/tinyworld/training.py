@@ -5,7 +5,10 @@ Three stages, each on (scene, caption) pairs drawn from the world (``captions.sa
 1. a tiny CLIP: text tower (``CLIPTextModel``: causal, 77 tokens, end-token padding) and image tower,
    trained together with CLIP's symmetric contrastive loss over a batch of N pairs,
        L = (CE(s, I) + CE(s^T, I)) / 2,   s_ij = exp(t) cos(E_img(x_i), E_txt(y_j)),
-   then frozen (empty captions are left out: there is nothing to match);
+   then frozen (empty captions are left out: there is nothing to match). ``clip_twins`` > 0 puts hard
+   negatives in the batch: a share of two-object pairs come with their ``binding_twin`` (the same scene
+   with one attribute exchanged between the objects, the same bag of words in its caption), which a
+   text tower can only tell apart by binding attributes to objects;
 2. the autoencoder (``AutoencoderKL``): reconstruction MSE plus a small KL term; its latent scale is then
    set to 1 / std of the latents, as SD's is;
 3. the UNet on the frozen text tower's last hidden states (all 77 positions), with SD's noise-prediction
@@ -40,7 +43,7 @@ from ..evaluation.judges import CLIP_MEAN, CLIP_STD
 from ..files import atomic_path
 from ..schedulers import training_scheduler
 from . import CLIP_FOLDER, components
-from .captions import sample_example
+from .captions import binding_twin, sample_example
 from .render import render
 from .tokenizer import build_tokenizer, write_tokenizer_files
 
@@ -61,6 +64,7 @@ class TrainConfig:
     vae: Stage = Stage(steps=2500, batch_size=32, learning_rate=1e-3)
     unet: Stage = Stage(steps=6000, batch_size=64, learning_rate=1e-3)
     ema_decay: float = 0.999
+    clip_twins: float = 0.0  # share of two-object CLIP pairs joined by their binding twin (hard negatives)
     checkpoint_every: int = 250
     device: str = "auto"
 
@@ -70,6 +74,9 @@ PRESETS = {
     "small": TrainConfig(clip=Stage(300, 128, 1e-3), vae=Stage(400, 32, 1e-3), unet=Stage(500, 64, 1e-3),
                          checkpoint_every=100),
 }
+
+
+TEXT_SIZES = ("text_width", "text_layers")  # the text tower's sizes the command line can change
 
 
 def pick_device(name: str) -> torch.device:
@@ -87,13 +94,18 @@ def _lr_factor(step: int, total: int, warmup: int = 100) -> float:
     return 0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def draw_batch(rng: np.random.Generator, n: int, captioned: bool = False) -> tuple[torch.Tensor, list[str]]:
-    """``n`` pairs from the world: pixels (n, 3, H, W) in [-1, 1] and captions (``captioned``: no empty ones)."""
+def draw_batch(rng: np.random.Generator, n: int, captioned: bool = False,
+               twins: float = 0.0) -> tuple[torch.Tensor, list[str]]:
+    """``n`` pairs from the world: pixels (n, 3, H, W) in [-1, 1] and captions (``captioned``: no empty ones).
+    ``twins``: the share of two-object pairs followed in the batch by their ``binding_twin``."""
     pairs = []
     while len(pairs) < n:
         scene, text = sample_example(rng)
         if text or not captioned:
             pairs.append((render(scene), text))
+        twin = binding_twin(scene, text, rng) if twins and len(pairs) < n and rng.random() < twins else None
+        if twin is not None:
+            pairs.append((render(twin[0]), twin[1]))
     pixels = torch.from_numpy(np.stack([p for p, _ in pairs])).permute(0, 3, 1, 2) * 2 - 1
     return pixels, [t for _, t in pairs]
 
@@ -209,7 +221,7 @@ def train(config: TrainConfig, out: str | os.PathLike, overwrite: bool = False) 
     clip_rng = np.random.default_rng([config.seed, 1])
 
     def clip_loss(rng):
-        pixels, texts = draw_batch(rng, config.clip.batch_size, captioned=True)
+        pixels, texts = draw_batch(rng, config.clip.batch_size, captioned=True, twins=config.clip_twins)
         return clip(input_ids=tokens(texts), pixel_values=clip_pixels(pixels).to(device), return_loss=True).loss
 
     clip_history, clip_seconds = _run_stage("clip", config.clip, {"clip": clip}, clip_loss, clip_rng, checkpoints, config)
@@ -301,9 +313,26 @@ def _run(args: argparse.Namespace) -> int:
             if steps < 1:
                 raise ValueError(f"--{stage}-steps must be at least 1, got {steps}")
             config = replace(config, **{stage: replace(getattr(config, stage), steps=steps)})
+    for size in TEXT_SIZES:
+        value, flag = getattr(args, size), "--" + size.replace("_", "-")
+        if value is not None:
+            if value < 1:
+                raise ValueError(f"{flag} must be at least 1, got {value}")
+            if size == "text_width" and value % components.TEXT_HEADS:
+                raise ValueError(f"{flag} must be a multiple of {components.TEXT_HEADS} (the text tower's "
+                                 f"attention heads), got {value}")
+            config = replace(config, sizes=replace(config.sizes, **{size: value}))
+    if args.clip_twins is not None:
+        if not 0 <= args.clip_twins <= 1:
+            raise ValueError(f"--clip-twins is a share between 0 and 1, got {args.clip_twins}")
+        config = replace(config, clip_twins=args.clip_twins)
     summary = train(config, args.out, overwrite=args.overwrite)
     overrides = "".join(f" --{s}-steps {getattr(args, f'{s}_steps')}" for s in ("clip", "vae", "unet")
                         if getattr(args, f"{s}_steps") is not None)
+    overrides += "".join(f" --{s.replace('_', '-')} {getattr(args, s)}" for s in TEXT_SIZES
+                         if getattr(args, s) is not None)
+    if args.clip_twins is not None:
+        overrides += f" --clip-twins {args.clip_twins}"
     summary["command"] = (f"timelab tinyworld train --seed {args.seed} --preset {args.preset}{overrides} "
                           f"--device {args.device} --threads {torch.get_num_threads()}")
     (Path(args.out) / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -323,6 +352,11 @@ def register(subparsers) -> None:
                         help="full: the shipped model; small: a model in minutes, for trying design choices")
     for stage in ("clip", "vae", "unet"):
         parser.add_argument(f"--{stage}-steps", type=int, default=None, help=f"override the preset's {stage} steps")
+    for size in TEXT_SIZES:
+        parser.add_argument(f"--{size.replace('_', '-')}", type=int, default=None,
+                            help=f"override the text tower's {size.split('_')[1]} (default {getattr(components.Sizes(), size)})")
+    parser.add_argument("--clip-twins", type=float, default=None,
+                        help="share of two-object CLIP pairs joined in the batch by their binding twin (default 0)")
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help=f"output folder (default {MODEL_DIR})")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
