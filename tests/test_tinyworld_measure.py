@@ -102,3 +102,14 @@ def test_the_shipped_model_card_is_what_the_card_code_writes_from_its_figures():
     command = data.pop("command")
     training = json.loads((MODEL_DIR / "training.json").read_text())
     assert (MODEL_DIR / "README.md").read_text() == model_card(Figures(**data), training, command)
+
+
+def test_the_card_names_hard_negative_batches_only_when_training_used_them():
+    data = json.loads((MODEL_DIR / "figures.json").read_text())
+    command = data.pop("command")
+    training = json.loads((MODEL_DIR / "training.json").read_text())
+    plain = model_card(Figures(**data), training, command)
+    training["config"]["clip_twins"] = 0.5
+    twins = model_card(Figures(**data), training, command)
+    assert "binding twin" not in plain
+    assert "50% of two-object pairs joined in their batch by their binding twin" in twins

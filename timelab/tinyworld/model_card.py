@@ -36,7 +36,10 @@ def _training(training: dict) -> list[str]:
         f"- tiny CLIP: text tower width {sizes['text_width']}, {sizes['text_layers']} layers; image tower (ViT, 4x4 "
         f"patches) width {sizes['image_width']}, {sizes['image_layers']} layers; final contrastive loss "
         f"{training['final_clip_loss']:.3f} (batch {config['clip']['batch_size']}: chance is "
-        f"ln {config['clip']['batch_size']})",
+        f"ln {config['clip']['batch_size']})"
+        + (f"; {_pct(config['clip_twins'])} of two-object pairs joined in their batch by their binding twin "
+           "(hard negatives: the same words, one attribute exchanged between the objects)"
+           if config.get("clip_twins") else ""),
         f"- autoencoder: channels {tuple(sizes['vae_channels'])}, reconstruction MSE "
         f"{training['autoencoder_reconstruction_mse']:.5f} (pixels in [0, 1])",
         f"- UNet: channels {tuple(sizes['unet_channels'])}, on the frozen text tower; final noise-prediction loss "

@@ -18,7 +18,9 @@ Three stages, each on (scene, caption) pairs drawn from the world (``captions.sa
 
 No loss looks at the text states for TIME's sake. Each stage saves a checkpoint every
 ``checkpoint_every`` steps into ``<out>.training/``; a run started again with the same configuration
-resumes from the last one with nothing lost. ``--preset small`` trains a model in minutes for trials.
+resumes from the last one with nothing lost. ``--preset small`` trains a model in minutes for trying the
+plumbing (its images are not yet recognisable); a text-tower choice is tried at the full CLIP stage alone
+(``--vae-steps 1 --unet-steps 1``) and judged by ``benchmarks/tinyworld_levers.py --clip-only``.
 """
 
 from __future__ import annotations
