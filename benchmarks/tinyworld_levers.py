@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         f"attention localisation on the two-object prompts with positions stated; CLIP binding on 400 rendered "
         f"two-object scenes. {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at the end.", "",
         "Command: `python benchmarks/tinyworld_levers.py " + " ".join(f"--model {m}" for m in args.model)
-        + f" --seeds {args.seeds}{' --clip-only' if args.clip_only else ''}`", "", *table(rows), "",
+        + f" --seeds {args.seeds}{' --clip-only' if args.clip_only else ''}"
+        + ("" if args.out == RESULTS else f" --out {args.out}") + "`", "", *table(rows), "",
     ])
     write_text_atomic(args.out, text)
     write_text_atomic(args.out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
