@@ -31,12 +31,14 @@ from diffusers import StableDiffusionPipeline
 
 from timelab.evaluation.judges import tinyworld_clip_judge
 from timelab.files import write_text_atomic
-from timelab.generation import GenerationSettings, generate
-from timelab.tinyworld import spec
+from timelab.generation import GenerationSettings
+from timelab.tinyworld import STEPS, spec
 from timelab.tinyworld.captions import caption
 from timelab.tinyworld.judge import OracleJudge
 from timelab.tinyworld.localisation import localisation
-from timelab.tinyworld.measure import BATCH_SIZE, GUIDANCE, agreement, stated_one_object, stated_two_objects
+from timelab.tinyworld.measure import (
+    BATCH_SIZE, GUIDANCE, agreement, judged_records, positions_stated, stated_one_object, stated_two_objects,
+)
 from timelab.tinyworld.render import Scene, Thing, render
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tinyworld_levers.md"
@@ -83,13 +85,10 @@ def judge_images(model: Path, seeds: list[int]) -> dict:
     pipe = StableDiffusionPipeline.from_pretrained(model, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     judge = OracleJudge()
-    settings = GenerationSettings(steps=25, guidance_scale=GUIDANCE, batch_size=BATCH_SIZE)
-    row = {}
-    for name, prompts in (("one object", stated_one_object()), ("two objects", stated_two_objects())):
-        records = [[judge.read_one(im) for im in images] for images in generate(pipe, prompts, seeds, settings)]
-        row[name] = agreement(prompts, records)
-    with_positions = [p.split(" on a ")[0] for p in stated_two_objects()]
-    row["attention"] = localisation(pipe, with_positions, seeds, settings, judge)
+    settings = GenerationSettings(steps=STEPS, guidance_scale=GUIDANCE, batch_size=BATCH_SIZE)
+    row = {name: agreement(prompts, judged_records(pipe, judge, prompts, seeds, settings))
+           for name, prompts in (("one object", stated_one_object()), ("two objects", stated_two_objects()))}
+    row["attention"] = localisation(pipe, positions_stated(stated_two_objects()), seeds, settings, judge)
     return row
 
 
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()[0]
     text = "\n".join([
         "# TinyWorld training levers side by side", "",
-        f"Stated prompts at 25 DDIM steps, guidance {GUIDANCE}, seeds 0-{args.seeds - 1}, exact judge; "
+        f"Stated prompts at {STEPS} DDIM steps, guidance {GUIDANCE}, seeds 0-{args.seeds - 1}, exact judge; "
         f"attention localisation on the two-object prompts with positions stated; CLIP binding on 400 rendered "
         f"two-object scenes. {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at the end.", "",
         "Command: `python benchmarks/tinyworld_levers.py " + " ".join(f"--model {m}" for m in args.model)

@@ -60,6 +60,17 @@ def stated_two_objects() -> list[str]:
     return prompts
 
 
+def positions_stated(prompts: Sequence[str]) -> list[str]:
+    """The prompts without their background: what attention localisation reads (objects and positions)."""
+    return [p.split(" on a ")[0] for p in prompts]
+
+
+def judged_records(pipe, judge: OracleJudge, prompts: Sequence[str], seeds: Sequence[int],
+                   settings: GenerationSettings, progress: bool = True) -> list[list[dict]]:
+    """The exact judge's record of every image drawn for ``prompts`` x ``seeds``."""
+    return [[judge.read_one(im) for im in row] for row in generate(pipe, prompts, seeds, settings, progress)]
+
+
 def agreement(prompts: Sequence[str], records: Sequence[Sequence[dict]]) -> dict:
     """Share of images showing the whole prompt, and per stated attribute the share of its objects
     (or images, for ``background`` and ``objects``: the number of objects) that have it."""
@@ -156,7 +167,7 @@ def measure(pipe, clip_judge, n_seeds: int = 32, steps: int = STEPS, guidance: f
     settings = GenerationSettings(steps=steps, guidance_scale=guidance, batch_size=BATCH_SIZE)
 
     def read(prompts, chosen_seeds, at=settings):
-        return [[judge.read_one(im) for im in row] for row in generate(pipe, prompts, chosen_seeds, at, progress)]
+        return judged_records(pipe, judge, prompts, chosen_seeds, at, progress)
 
     one, two = stated_one_object(), stated_two_objects()
     one_records = read(one, few)
@@ -171,8 +182,7 @@ def measure(pipe, clip_judge, n_seeds: int = 32, steps: int = STEPS, guidance: f
         records = read(bare, seeds, replace(settings, guidance_scale=scale))
         figures.colour_priors[str(scale)] = {k: shares(rs, "colour", k) for k, rs in zip(spec.KINDS, records)}
         figures.size_priors[str(scale)] = {k: shares(rs, "size", k) for k, rs in zip(spec.KINDS, records)}
-    with_positions = [p.split(" on a ")[0] for p in two]  # two-object prompts, positions stated
-    figures.attention = localisation(pipe, with_positions, few, settings, judge)
+    figures.attention = localisation(pipe, positions_stated(two), few, settings, judge)
     figures.time = measure_time(pipe, clip_judge, seeds, few, settings, progress)
     figures.seconds = round(time.time() - started, 1)
     return figures
