@@ -15,6 +15,8 @@ from timelab.tinyworld.model_card import model_card
 from timelab.tinyworld.render import Scene, Thing, render
 from timelab.tinyworld.tokenizer import build_tokenizer
 
+LAYOUT_ORDERS = (("left", "right"), ("top", "bottom"))  # written out here, not read from spec
+
 
 def test_stated_prompts_state_everything_and_cover_the_world():
     one = [describe(p) for p in stated_one_object()]
@@ -29,6 +31,10 @@ def test_stated_prompts_state_everything_and_cover_the_world():
     n_pairs = len(spec.KINDS) * (len(spec.KINDS) - 1) // 2
     assert len(two) == len(pairs) == n_pairs * len(spec.LAYOUTS), "every pair of kinds in every layout, once"
     assert all(len(d.objects) == 2 and all(set(o) == set(spec.OBJECT_ATTRIBUTES) for o in d.objects) for d in two)
+    for layout in LAYOUT_ORDERS:
+        named_first = [d.objects[0]["position"] for d in two if {o["position"] for o in d.objects} == set(layout)]
+        assert sorted(named_first) == sorted(layout * (len(named_first) // 2)), \
+            f"{layout}: half the prompts name each object first, got {named_first}"
 
 
 def _scene_of(prompt: str) -> Scene:

@@ -11,6 +11,7 @@ conditional distribution towards its mode, so at 7.5 a planted 85% reads higher.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,17 +47,20 @@ def stated_one_object() -> list[str]:
 
 
 def stated_two_objects() -> list[str]:
-    """Fully stated two-object prompts: every pair of kinds in both layouts, colours and sizes cycled."""
-    colours, sizes = list(spec.COLOURS), list(spec.SIZES)
+    """Fully stated two-object prompts: every pair of kinds in both layouts, colours and sizes cycled.
+
+    In each layout half the prompts name the left (top) object first and half the other: a text tower
+    may prefer one order of naming whatever the image, and a fixed order would measure that habit."""
+    colours, sizes, backgrounds = list(spec.COLOURS), list(spec.SIZES), list(spec.BACKGROUNDS)
     prompts, i = [], 0
-    for a in range(len(spec.KINDS)):
-        for b in range(a + 1, len(spec.KINDS)):
-            for first, second in spec.LAYOUTS:
-                ka, kb = spec.KINDS[a], spec.KINDS[b]
-                prompts.append(f"a {sizes[i % 2]} {colours[i % 5]} {ka} {spec.WHERE[first]} and a "
-                               f"{sizes[(i + 1) % 2]} {colours[(i + 2) % 5]} {kb} {spec.WHERE[second]} on a "
-                               f"{list(spec.BACKGROUNDS)[i % 2]} background")
-                i += 1
+    for pair, (a, b) in enumerate(itertools.combinations(spec.KINDS, 2)):
+        for layout, (first, second) in enumerate(spec.LAYOUTS):
+            objects = [f"a {sizes[i % 2]} {colours[i % 5]} {a} {spec.WHERE[first]}",
+                       f"a {sizes[(i + 1) % 2]} {colours[(i + 2) % 5]} {b} {spec.WHERE[second]}"]
+            if (pair + layout) % 2:
+                objects.reverse()
+            prompts.append(f"{objects[0]} and {objects[1]} on a {backgrounds[i % 2]} background")
+            i += 1
     return prompts
 
 
