@@ -299,3 +299,13 @@ def test_clip_batches_with_twins_hold_pairs_told_apart_only_by_binding():
     plain_twins = [i for i in range(63) if plain[1][i] != plain[1][i + 1]
                    and sorted(plain[1][i].split()) == sorted(plain[1][i + 1].split())]
     assert len(plain_twins) < len(twins)
+
+
+def test_the_full_preset_is_the_shipped_models_recipe():
+    """``timelab tinyworld train --seed 0`` trains what ships: the shipped folder's recorded configuration
+    is the full preset's (the device aside, which the command chooses)."""
+    from timelab.tinyworld import MODEL_DIR
+
+    shipped = json.loads((MODEL_DIR / "training.json").read_text())["config"]
+    full = json.loads(json.dumps(asdict(replace(training.PRESETS["full"], seed=0))))
+    assert {k: v for k, v in shipped.items() if k != "device"} == {k: v for k, v in full.items() if k != "device"}

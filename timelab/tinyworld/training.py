@@ -64,7 +64,7 @@ class TrainConfig:
     sizes: components.Sizes = field(default_factory=components.Sizes)
     clip: Stage = Stage(steps=1500, batch_size=128, learning_rate=1e-3)
     vae: Stage = Stage(steps=2500, batch_size=32, learning_rate=1e-3)
-    unet: Stage = Stage(steps=6000, batch_size=64, learning_rate=1e-3)
+    unet: Stage = Stage(steps=9000, batch_size=64, learning_rate=1e-3)
     ema_decay: float = 0.999
     clip_twins: float = 0.0  # share of two-object CLIP pairs joined by their binding twin (hard negatives)
     checkpoint_every: int = 250
