@@ -20,16 +20,17 @@ def test_demo_flips_the_assumption_and_writes_the_figure(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "'a circle' is drawn red" in out, "before the edit TinyWorld should draw circles red"
     assert re.search(r"after Edit.*'a circle' is drawn blue", out), "after it, blue"
-    # Measured at these 6 seeds (lambda 10, `timelab demo --seeds 6`): unedited 0 / 0 / 100, TIME 100 / 36.7 /
-    # 76.7 with 80.1 of attributes kept, oracle 100 / 80 / 100. Efficacy is 6 images (steps of 16.7 points),
-    # generality and specificity 30 each. TinyWorld 2's edit reaches "a circle" everywhere but its other
-    # phrasings only partly, and spills onto a neighbouring object: the limits the demo shows.
+    # Measured at these 6 seeds (lambda 10, `timelab demo --seeds 6`): unedited 0 / 0 / 100, TIME 100 / 90 / 80
+    # with 87.9 of attributes kept, oracle 83.3 / 93.3 / 100. Efficacy is 6 images (steps of 16.7 points; the
+    # oracle drew 5 of 6 circles blue here, 15 of 16 over the demo's 16 seeds), generality and specificity 30
+    # each. TinyWorld 2's edit reaches "a circle" everywhere and most of its other phrasings, and spills onto
+    # a neighbouring object: the limits the demo shows.
     scores = {row: [percent(table, row, k) for k in range(3)] for row in ("unedited", "TIME", "oracle")}
     assert scores["unedited"][0] <= 10 and scores["unedited"][1] <= 10, f"circles are red unedited: {scores}"
     assert scores["TIME"][0] >= 80, f"the edit reaches the circles: {scores}"
     assert scores["TIME"][1] >= scores["unedited"][1] + 20, f"and some of their other phrasings: {scores}"
     assert scores["TIME"][2] >= 50, f"most other objects keep their colours: {scores}"
-    assert scores["oracle"][0] >= 80 and scores["oracle"][1] >= 60, f"the model draws blue circles: {scores}"
+    assert scores["oracle"][0] >= 66 and scores["oracle"][1] >= 60, f"the model draws blue circles: {scores}"
     kept = percent(table, "TIME", 3)
     assert 50 <= kept < 100, f"attributes kept is measured, and the edit moves some: {kept}"
     assert "Wilson's 95% score interval over the item's images" in table, "one item: the interval is over images"
