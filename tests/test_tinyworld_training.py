@@ -193,6 +193,22 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, monkeypatch)
     assert snapshot(tmp_path / "model.training") == before and not out.exists()
 
 
+def test_a_checkpoint_written_on_another_device_resumes(trained, tmp_path, monkeypatch):
+    """A run stopped on a GPU goes on on a CPU: the checkpoint records ``device="cuda"`` and the resumed
+    run (on the CPU) ends with the uninterrupted run's weights."""
+    out = tmp_path / "model"
+    interrupt_at(monkeypatch, 7)
+    with pytest.raises(Interrupted):
+        train(TINY, out)
+    monkeypatch.undo()
+    unet_checkpoint = tmp_path / "model.training" / "unet.pt"
+    state = torch.load(unet_checkpoint, weights_only=False)
+    state["config"]["device"] = "cuda"
+    torch.save(state, unet_checkpoint)
+    train(TINY, out)
+    assert differing_weights(trained, out) == []
+
+
 def test_an_existing_model_is_refused_unless_overwrite(trained, tmp_path):
     out = tmp_path / "model"
     out.mkdir()

@@ -120,7 +120,10 @@ def clip_pixels(pixels: torch.Tensor) -> torch.Tensor:
 
 
 class Checkpoints:
-    """One resumable file per stage: weights, optimiser, EMA, step and both random generators' states."""
+    """One resumable file per stage: weights, optimiser, EMA, step and both random generators' states.
+
+    A checkpoint resumes under the configuration that wrote it, whatever the device: the device is where
+    a run trains, not what it trains, so a run stopped on a GPU goes on on a CPU and back."""
 
     def __init__(self, folder: Path, config: TrainConfig):
         self.folder = folder
@@ -134,7 +137,7 @@ class Checkpoints:
         if not path.exists():
             return None
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if state["config"] != asdict(self.config):
+        if _what_is_trained(state["config"]) != _what_is_trained(asdict(self.config)):
             raise ValueError(f"{path} was written by another training configuration; remove "
                              f"{self.folder} to start afresh, or run with the configuration it holds")
         return state
@@ -143,6 +146,11 @@ class Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path(stage)) as tmp:
             torch.save({**state, "config": asdict(self.config)}, tmp)
+
+
+def _what_is_trained(config: dict) -> dict:
+    """A configuration without its device."""
+    return {key: value for key, value in config.items() if key != "device"}
 
 
 def _run_stage(name: str, stage: Stage, modules: dict[str, torch.nn.Module], loss_fn, rng: np.random.Generator,
