@@ -52,15 +52,15 @@ def stated_two_objects() -> list[str]:
     In each layout half the prompts name the left (top) object first and half the other: a text tower
     may prefer one order of naming whatever the image, and a fixed order would measure that habit."""
     colours, sizes, backgrounds = list(spec.COLOURS), list(spec.SIZES), list(spec.BACKGROUNDS)
-    prompts, i = [], 0
+    prompts = []
     for pair, (a, b) in enumerate(itertools.combinations(spec.KINDS, 2)):
         for layout, (first, second) in enumerate(spec.LAYOUTS):
+            i = pair * len(spec.LAYOUTS) + layout
             objects = [f"a {sizes[i % 2]} {colours[i % 5]} {a} {spec.WHERE[first]}",
                        f"a {sizes[(i + 1) % 2]} {colours[(i + 2) % 5]} {b} {spec.WHERE[second]}"]
             if (pair + layout) % 2:
                 objects.reverse()
             prompts.append(f"{objects[0]} and {objects[1]} on a {backgrounds[i % 2]} background")
-            i += 1
     return prompts
 
 
