@@ -49,7 +49,32 @@ def _random_pipeline(name: str):
     return getattr(testing, builder)(flavour) if flavour else getattr(testing, builder)()
 
 
+def _local_folder(name_or_path: str) -> str:
+    """``name_or_path`` as diffusers should get it; a local-looking path must be a pipeline's folder.
+
+    Local-looking: absolute, starting with ``.`` or ``~``, or an existing path. Such a path that is no
+    folder, or a folder without ``model_index.json``, raises (naming it) here, instead of diffusers
+    taking it for a hub id and failing on the network. Anything else (a hub id) is returned unchanged.
+    """
+    expanded = os.path.expanduser(name_or_path)
+    if not (os.path.isabs(name_or_path) or name_or_path.startswith((".", "~")) or os.path.exists(expanded)):
+        return name_or_path
+    shown = repr(name_or_path) + ("" if expanded == name_or_path else f" ({expanded})")
+    wanted = "give the folder of a saved diffusers pipeline (it holds model_index.json)"
+    if not os.path.exists(expanded):
+        raise FileNotFoundError(f"no model folder at {shown}: {wanted}, a hub id like {SD14!r}, "
+                                f"or one of {TINYWORLD!r}, {', '.join(map(repr, RANDOM_MODELS))}")
+    if not os.path.isdir(expanded):
+        raise ValueError(f"model path {shown} is a file, not a folder: {wanted}")
+    if not os.path.isfile(os.path.join(expanded, "model_index.json")):
+        raise ValueError(f"model folder {shown} has no model_index.json, so it is not a saved diffusers "
+                         "pipeline: give the folder that pipe.save_pretrained(folder) wrote")
+    return expanded
+
+
 def _from_pretrained(name_or_path: str, dtype: torch.dtype):
+    if name_or_path != TINYWORLD:
+        name_or_path = _local_folder(name_or_path)  # before diffusers, which takes a missing folder for a hub id
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     if name_or_path == TINYWORLD:
@@ -67,9 +92,12 @@ def load_pipeline(name_or_path: str | os.PathLike = TINYWORLD, device: str | Non
                   dtype: torch.dtype | None = None, verbose: bool | None = None):
     """Load a text-to-image pipeline ready to edit (names: see the module docstring).
 
-    A hub id needs the network the first time. ``dtype`` defaults to float16 on a GPU and float32
-    elsewhere. The safety checker is left out, as in the paper's experiments. Library warnings and
-    loading bars are hidden unless ``verbose`` (default: ``$TIMELAB_VERBOSE``).
+    A hub id needs the network the first time. A local path (absolute, starting with ``.`` or ``~``,
+    or one that exists) must be a folder holding ``model_index.json``; anything else raises
+    ``FileNotFoundError``/``ValueError`` naming it, before diffusers is asked. ``dtype`` defaults to
+    float16 on a GPU and float32 elsewhere. The safety checker is left out, as in the paper's
+    experiments. Library warnings and loading bars are hidden unless ``verbose`` (default:
+    ``$TIMELAB_VERBOSE``).
     """
     device = device or default_device()
     if dtype is None:

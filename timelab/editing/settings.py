@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .alignment import AUGMENTATION_PREFIXES
-from .solver import check_lambda
+from .solver import check_lambda, check_positive
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class EditSettings:
             object.__setattr__(self, "layers", (self.layers,) if isinstance(self.layers, str) else tuple(self.layers))
         preserve = (self.preserve,) if isinstance(self.preserve, str) else tuple(self.preserve)
         object.__setattr__(self, "preserve", preserve)
-        if not self.preserve_weight > 0:
-            raise ValueError(f"preserve_weight must be > 0 (it weighs the preserved prompts), got {self.preserve_weight}")
+        object.__setattr__(self, "preserve_weight",
+                           check_positive("preserve_weight", self.preserve_weight, "it weighs the preserved prompts"))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -29,6 +29,7 @@ share: the text encoder is causal) have zero residual rows, so they are dropped 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence, overload
 
 import torch
@@ -45,11 +46,20 @@ def _check_finite(name: str, tensor: Tensor) -> None:
         raise ValueError(f"{name} contains NaN or infinite values; check the model weights and prompts")
 
 
+def check_positive(name: str, value: float, why: str) -> float:
+    """``value`` as a float if it lies in ``(0, inf)``, else a ValueError naming it, the range and ``why``.
+
+    The one check for the solver's weights (``lamb``, ``preserve_weight``/``preserve_scale``): NaN and
+    infinity are refused like zero, since an infinite weight solves to "change nothing" without a word.
+    """
+    if not (value > 0 and math.isfinite(value)):  # NaN fails the first test, +-inf the second
+        raise ValueError(f"{name} must be > 0 and finite, in (0, inf) ({why}), got {value}")
+    return float(value)
+
+
 def check_lambda(lamb: float) -> float:
-    """``lamb`` as a float, or a ValueError saying why it must be positive."""
-    if not lamb > 0:
-        raise ValueError(f"lamb must be > 0 (the ridge term makes the system solvable), got {lamb}")
-    return float(lamb)
+    """``lamb`` as a float, or a ValueError saying why it must be positive and finite."""
+    return check_positive("lamb", lamb, "the ridge term makes the system solvable; 0.1 is the default")
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -89,8 +99,7 @@ def ridge_factor(
             raise ValueError(
                 f"preserve_keys must be (m, {d}) like the keys, got shape {tuple(preserve_keys.shape)}"
             )
-        if not preserve_scale > 0:
-            raise ValueError(f"preserve_scale must be > 0, got {preserve_scale}")
+        preserve_scale = check_positive("preserve_scale", preserve_scale, "it weighs the preserved keys")
         _check_finite("preserve_keys", preserve_keys)
         scaled = _in_float64(preserve_keys).to(stacked.device) * preserve_scale**0.5
         stacked = torch.cat([stacked, scaled])
