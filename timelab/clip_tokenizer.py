@@ -16,6 +16,8 @@ import gzip
 import importlib.metadata
 import json
 import os
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from transformers import CLIPTokenizer
@@ -80,8 +82,25 @@ def default_bpe_path() -> Path:
     return found
 
 
-def write_clip_tokenizer_files(bpe_path: str | os.PathLike, folder: str | os.PathLike) -> Path:
-    """Write ``vocab.json`` and ``merges.txt`` for the CLIP tokenizer into ``folder``."""
+def write_bpe_files(folder: str | os.PathLike, merges: Sequence[tuple[str, str]],
+                    json_indent: int | None = None) -> Path:
+    """Write ``vocab.json`` and ``merges.txt`` in CLIP's layout for ``merges`` into ``folder``.
+
+    The vocabulary is the 256 byte symbols, the same with ``</w>``, one entry per merge (the merged
+    pair), then ``<|startoftext|>`` and ``<|endoftext|>``; ``merges.txt`` is ``#version: 0.2`` then one
+    ``a b`` line per merge. ``json_indent`` is passed to :func:`json.dumps` (``None``: one line).
+    """
+    symbols = byte_symbols()
+    vocab = symbols + [s + "</w>" for s in symbols] + [a + b for a, b in merges] + [START_TOKEN, END_TOKEN]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, indent=json_indent))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    return folder
+
+
+def read_clip_merges(bpe_path: str | os.PathLike) -> list[tuple[str, str]]:
+    """CLIP's first ``N_MERGES`` merges from its merge table (a ``.txt.gz`` file, or the folder holding it)."""
     bpe_path = Path(bpe_path)
     if bpe_path.is_dir():
         bpe_path = bpe_path / BPE_FILENAME
@@ -89,16 +108,33 @@ def write_clip_tokenizer_files(bpe_path: str | os.PathLike, folder: str | os.Pat
         raise FileNotFoundError(
             f"CLIP merge table not found at {bpe_path}; set ${BPE_ENV} to the path of {BPE_FILENAME}"
         )
-    lines = gzip.open(bpe_path, "rt", encoding="utf-8").read().split("\n")
-    merges = lines[1 : N_MERGES + 1]
-    symbols = byte_symbols()
-    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges]
-    vocab += [START_TOKEN, END_TOKEN]
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return folder
+    with gzip.open(bpe_path, "rt", encoding="utf-8") as file:
+        lines = file.read().split("\n")
+    merges = []
+    for line in lines[1 : N_MERGES + 1]:  # the first line is a version header
+        a, b = line.split(" ")
+        merges.append((a, b))
+    return merges
+
+
+def write_clip_tokenizer_files(bpe_path: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Write ``vocab.json`` and ``merges.txt`` for the CLIP tokenizer into ``folder``."""
+    return write_bpe_files(folder, read_clip_merges(bpe_path))
+
+
+def bpe_tokenizer(merges: Sequence[tuple[str, str]], folder: str | os.PathLike | None = None,
+                  json_indent: int | None = None, **kwargs) -> CLIPTokenizer:
+    """A ``CLIPTokenizer`` for ``merges`` in CLIP's layout, its files written by :func:`write_bpe_files`.
+
+    With ``folder`` the files are written there and kept; without, they go to a temporary folder that
+    is removed once the tokenizer has read them (it keeps no reference to them). ``kwargs`` go to
+    ``CLIPTokenizer``.
+    """
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="bpe-tokenizer-") as temporary:
+            return bpe_tokenizer(merges, temporary, json_indent, **kwargs)
+    folder = write_bpe_files(folder, merges, json_indent)
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), **kwargs)
 
 
 def build_clip_tokenizer(
@@ -106,14 +142,9 @@ def build_clip_tokenizer(
     folder: str | os.PathLike | None = None,
     pad_token: str = END_TOKEN,
 ) -> CLIPTokenizer:
-    """Stable Diffusion's tokenizer (77 tokens; SD 1.x pads with the end token, SD 2.x with "!")."""
-    import tempfile
+    """Stable Diffusion's tokenizer (77 tokens; SD 1.x pads with the end token, SD 2.x with "!").
 
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="clip-tokenizer-"))
-    write_clip_tokenizer_files(bpe_path or default_bpe_path(), folder)
-    return CLIPTokenizer(
-        str(folder / "vocab.json"),
-        str(folder / "merges.txt"),
-        pad_token=pad_token,
-        model_max_length=77,
-    )
+    Its files are kept in ``folder`` when given, else written to a temporary folder removed once read.
+    """
+    merges = read_clip_merges(bpe_path or default_bpe_path())
+    return bpe_tokenizer(merges, folder, pad_token=pad_token, model_max_length=77)

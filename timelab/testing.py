@@ -8,8 +8,9 @@ architecture (CLIP ViT-L/14 text encoder, 860M-parameter UNet) with random weigh
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
@@ -68,9 +69,28 @@ def _tiny_unet(cross_attention_dim: int, **extra) -> UNet2DConditionModel:
     )
 
 
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's CPU generator seeded with ``seed``, restoring the caller's state afterwards.
+
+    The weights are made on the CPU, so only the CPU generator is seeded (and restored); any GPU
+    generator is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
+
+
 def tiny_pipeline(flavour: Flavour = "sd1", seed: int = 0, bpe_path: str | os.PathLike | None = None):
-    """A tiny random-weight pipeline of the given flavour with Stable Diffusion's real tokenizer."""
-    torch.manual_seed(seed)
+    """A tiny random-weight pipeline of the given flavour with Stable Diffusion's real tokenizer.
+
+    The weights depend on ``seed`` only; torch's global random state is left as the caller had it.
+    """
+    with _seeded(seed):
+        return _tiny_pipeline(flavour, bpe_path)
+
+
+def _tiny_pipeline(flavour: Flavour, bpe_path: str | os.PathLike | None):
     scheduler = sampling_scheduler()
     if flavour in ("sd1", "sd2"):
         width = TINY_TEXT_WIDTH[flavour]
@@ -114,9 +134,14 @@ def sd14_shaped_pipeline(seed: int = 0, bpe_path: str | os.PathLike | None = Non
                          vae_block_out_channels: tuple[int, ...] = (128, 256, 512, 512)):
     """Stable Diffusion 1.4's architecture with random weights (about 1.07B parameters in fp32).
 
-    ``vae_block_out_channels`` may be shrunk where only the text encoder and UNet matter.
+    ``vae_block_out_channels`` may be shrunk where only the text encoder and UNet matter. The weights
+    depend on ``seed`` only; torch's global random state is left as the caller had it.
     """
-    torch.manual_seed(seed)
+    with _seeded(seed):
+        return _sd14_shaped_pipeline(bpe_path, vae_block_out_channels)
+
+
+def _sd14_shaped_pipeline(bpe_path: str | os.PathLike | None, vae_block_out_channels: tuple[int, ...]):
     text_encoder = CLIPTextModel(_text_config(768, layers=12, heads=12, act="quick_gelu"))
     unet = UNet2DConditionModel(
         sample_size=64,

@@ -10,17 +10,16 @@ is a single token and any other text still tokenizes, letter by letter.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 from transformers import CLIPTokenizer
 
-from ..clip_tokenizer import END_TOKEN, START_TOKEN, byte_symbols
+from ..clip_tokenizer import END_TOKEN, bpe_tokenizer, write_bpe_files
 from .captions import all_words
 
 MAX_LENGTH = 77
+JSON_INDENT = 0  # vocab.json one entry a line, as in the shipped model's tokenizer folder
 
 
 def learn_merges(words: list[str]) -> list[tuple[str, str]]:
@@ -50,19 +49,13 @@ def learn_merges(words: list[str]) -> list[tuple[str, str]]:
 
 def write_tokenizer_files(folder: str | os.PathLike, words: list[str] | None = None) -> Path:
     """Write ``vocab.json`` and ``merges.txt`` for the world's words into ``folder``."""
-    merges = learn_merges(words or all_words())
-    symbols = byte_symbols()
-    vocab = symbols + [s + "</w>" for s in symbols] + [a + b for a, b in merges] + [START_TOKEN, END_TOKEN]
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, indent=0))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    return folder
+    return write_bpe_files(folder, learn_merges(words or all_words()), json_indent=JSON_INDENT)
 
 
 def build_tokenizer(folder: str | os.PathLike | None = None) -> CLIPTokenizer:
-    """TinyWorld's CLIP tokenizer: 77 tokens, padded with the end token as in Stable Diffusion 1.x."""
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="tinyworld-tokenizer-"))
-    write_tokenizer_files(folder)
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                         pad_token=END_TOKEN, model_max_length=MAX_LENGTH)
+    """TinyWorld's CLIP tokenizer: 77 tokens, padded with the end token as in Stable Diffusion 1.x.
+
+    Its files are kept in ``folder`` when given, else written to a temporary folder removed once read.
+    """
+    return bpe_tokenizer(learn_merges(all_words()), folder, json_indent=JSON_INDENT, pad_token=END_TOKEN,
+                         model_max_length=MAX_LENGTH)
