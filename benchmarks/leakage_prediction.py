@@ -26,9 +26,7 @@ import numpy as np
 import torch
 
 import timelab
-from timelab.evaluation.edits import kept_attributes
-from timelab.evaluation.items import added_attribute
-from timelab.evaluation.metrics import attributes_kept
+from timelab.evaluation.tinyworld.attributes import added_attribute, attributes_kept, kept_attributes
 from timelab.generation import GenerationSettings, generate
 from timelab.tinyworld.captions import world_prompts
 from timelab.tinyworld.judge import OracleJudge
@@ -74,7 +72,7 @@ def judged_change(pipe, prompts: list[str], seeds: list[int], settings: Generati
         after = generate(pipe, prompts, seeds, settings, progress=True)
     changes = []
     for prompt, images_before, images_after in zip(prompts, before, after):
-        kept = attributes_kept(judge.read(images_before), judge.read(images_after), kept_attributes(prompt, edited))
+        kept = attributes_kept(judge.read(images_before), judge.read(images_after), kept_attributes(prompt, {edited}))
         changes.append(1.0 - float(np.mean(list(kept.values()))))
     return np.asarray(changes)
 

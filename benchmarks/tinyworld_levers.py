@@ -29,16 +29,16 @@ from pathlib import Path
 import numpy as np
 from diffusers import StableDiffusionPipeline
 
-from timelab.evaluation.judges import tinyworld_clip_judge
+from timelab.evaluation.tinyworld import tinyworld_clip_judge
+from timelab.evaluation.tinyworld.localisation import localisation
+from timelab.evaluation.tinyworld.measure import (
+    BATCH_SIZE, GUIDANCE, agreement, judged_records, positions_stated, stated_one_object, stated_two_objects,
+)
 from timelab.files import write_text_atomic
 from timelab.generation import GenerationSettings
 from timelab.tinyworld import STEPS, spec
 from timelab.tinyworld.captions import caption
 from timelab.tinyworld.judge import OracleJudge
-from timelab.tinyworld.localisation import localisation
-from timelab.tinyworld.measure import (
-    BATCH_SIZE, GUIDANCE, agreement, judged_records, positions_stated, stated_one_object, stated_two_objects,
-)
 from timelab.tinyworld.render import Scene, Thing, render
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tinyworld_levers.md"

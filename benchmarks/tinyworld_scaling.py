@@ -34,12 +34,10 @@ import torch
 from tqdm.auto import tqdm
 
 import timelab
-from timelab.evaluation.edits import kept_attributes
-from timelab.evaluation.items import added_attribute
-from timelab.evaluation.metrics import attributes_kept
+from timelab.evaluation.tinyworld.attributes import attributes_kept, edited_attributes, kept_attributes, left_alone
 from timelab.files import write_text_atomic
 from timelab.generation import GenerationSettings, generate
-from timelab.tinyworld.captions import describe, world_prompts
+from timelab.tinyworld.captions import world_prompts
 from timelab.tinyworld.judge import OracleJudge, shows
 from timelab.viz import save_figure
 
@@ -57,20 +55,8 @@ HAND_PICKED = ["a big green circle on the right", "a small yellow circle at the 
 METHODS = ("joint", "stacked", "joint + hand-picked preservation", "joint + leakage-picked preservation")
 
 
-def edited_attributes(edits) -> set[tuple[str, str]]:
-    """``(kind, attribute)`` of every assumption the edits change (what each destination adds)."""
-    return {added_attribute(source, destination)[:2] for source, destination in edits}
-
-
-def left_alone(prompt: str, changed: set[tuple[str, str]]) -> bool:
-    """Whether the edits should leave ``prompt`` as it is: it states every changed attribute of its kinds."""
-    return all(attribute in thing for thing in describe(prompt).objects
-               for kind, attribute in changed if kind == thing["kind"])
-
-
 def kept_on(prompt: str, before, after, changed) -> float:
-    names = [n for n in kept_attributes(prompt) if tuple(n.split(".")) not in changed]
-    return float(np.mean(list(attributes_kept(before, after, names).values())))
+    return float(np.mean(list(attributes_kept(before, after, kept_attributes(prompt, changed)).values())))
 
 
 def apply(pipe, method: str, edits, lamb: float, preserve: list[str]) -> None:
@@ -110,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for k in tqdm(args.ks, desc="K"):
         edits = EDITS[:k]
-        changed = edited_attributes(edits)
+        changed = edited_attributes([s for s, _ in edits], [d for _, d in edits])
         alone = [p for p in candidates if p not in test_prompts and left_alone(p, changed)]
         with timelab.time_edit(pipe, [s for s, _ in edits], [d for _, d in edits], lamb=args.lamb) as joint:
             leak = timelab.leakage(joint, alone).numpy()

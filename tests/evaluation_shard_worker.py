@@ -27,7 +27,7 @@ class PixelJudge:
 def main(output: str, log_dir: str) -> None:
     from timelab.evaluation import evaluate
     from timelab.generation import GenerationSettings
-    from timelab.evaluation.items import edit_items
+    from timelab.evaluation.tinyworld.items import edit_items
     from timelab.evaluation.runner import process_state
     from timelab.testing import tiny_pipeline
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -12,6 +11,7 @@ import pytest
 import torch
 from timed_fixtures import EDIT_CSV
 
+import timelab.evaluation.experiment
 from timelab.cli import main
 
 
@@ -62,7 +62,7 @@ def test_eval_command_with_clip_judge_on_saved_tiny_models(tmp_path, sd1_pipe, c
 
 def test_model_defaults_are_one_table_and_fill_only_what_is_not_given():
     from timelab.generation import GenerationSettings
-    from timelab.evaluation.evaluate import MODEL_DEFAULTS, model_defaults
+    from timelab.evaluation.experiment import MODEL_DEFAULTS, model_defaults
     from timelab.tinyworld import MODEL_DIR, STEPS
 
     tiny, other = model_defaults("tinyworld"), model_defaults("CompVis/stable-diffusion-v1-4")
@@ -81,7 +81,7 @@ def test_shipped_results_resume_with_their_own_command_and_report_the_same_table
                                                                                  capsys):
     """The command in each shipped summary, run again on a copy of its results, finds every item done
     (nothing is drawn) and renders the table it shows."""
-    evaluate_module = importlib.import_module("timelab.evaluation.evaluate")  # the package's `evaluate` is the function
+    evaluate_module = timelab.evaluation.experiment
 
     def nothing_left(*args, **kwargs):
         raise AssertionError("a finished run must not evaluate any item again")

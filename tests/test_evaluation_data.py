@@ -26,10 +26,10 @@ from timed_fixtures import (
 )
 
 from timelab.evaluation import (
-    TIMED_SETS, BiasItem, EditItem, TimedUnavailableError, download_timed, load_timed, read_items, timed_path,
-    write_items,
+    TIMED_SETS, BiasItem, EditItem, TimedUnavailableError, download_timed, load_timed, read_items, write_items,
 )
 from timelab.evaluation import timed
+from timelab.evaluation.timed import timed_path
 from timelab.evaluation.formats import swap_value
 
 # How the authors' repository serves a file at a commit (raw.githubusercontent.com/<owner>/<repo>/<ref>/<file>).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from timelab.evaluation import load_dataset, read_items, write_items
-from timelab.evaluation.items import RARE, added_attribute, bias_items, edit_items, prompt
+from timelab.evaluation.tinyworld.attributes import added_attribute
+from timelab.evaluation.tinyworld.items import RARE, bias_items, edit_items, prompt
 from timelab.tinyworld import spec
 from timelab.tinyworld.captions import describe, stated_attributes, unknown_words
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from timelab.evaluation import ClipJudge, OracleJudgeAdapter, tinyworld_clip_judge
-from timelab.evaluation.judges import CLIP_MEAN, CLIP_STD
+from timelab.clip_pixels import CLIP_MEAN, CLIP_STD
 from timelab.tinyworld import MODEL_DIR, spec
 from timelab.tinyworld.render import Scene, Thing, render
 

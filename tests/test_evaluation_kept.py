@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from timelab.evaluation import (
-    OracleJudgeAdapter, attributes_kept, evaluate, evaluate_edit_item, kept_score, summarize_edits, summarize_kept,
-    total_variation, write_report,
+    OracleJudgeAdapter, evaluate, evaluate_edit_item, kept_score, summarize_edits, summarize_kept, write_report,
 )
-from timelab.evaluation.edits import kept_attributes
-from timelab.evaluation.items import edit_items
-from timelab.evaluation.metrics import read_attribute
+from timelab.evaluation.metrics import total_variation
+from timelab.evaluation.tinyworld.attributes import (
+    attributes_kept, edited_attributes, kept_attributes, left_alone, read_attribute,
+)
+from timelab.evaluation.tinyworld.items import edit_items
 from timelab.tinyworld import spec
 from timelab.tinyworld.captions import describe
 from timelab.tinyworld.render import Scene, Thing, render
@@ -96,13 +97,30 @@ def test_kept_score_is_the_mean_over_prompts_of_the_mean_over_attributes():
 
 
 def test_kept_attributes_leave_out_what_the_edit_changes():
-    assert kept_attributes("a circle and a square", ("circle", "colour")) == [
+    assert kept_attributes("a circle and a square", {("circle", "colour")}) == [
         "circle.kind", "circle.size", "circle.position", "square.kind", "square.size", "square.position",
         "square.colour", "background", "objects"]
-    assert kept_attributes("a big square on a black background", ("square", "size")) == [
+    assert kept_attributes("a big square on a black background", {("square", "size")}) == [
         "square.kind", "square.position", "square.colour", "background", "objects"]
-    assert kept_attributes("a triangle", ("circle", "colour")) == [
+    assert kept_attributes("a triangle", {("circle", "colour")}) == [
         "triangle.kind", "triangle.size", "triangle.position", "triangle.colour", "background", "objects"]
+    both = {("circle", "colour"), ("square", "size")}  # a joint edit changes a set of attributes
+    assert kept_attributes("a circle and a square", both) == [
+        "circle.kind", "circle.size", "circle.position", "square.kind", "square.position", "square.colour",
+        "background", "objects"]
+
+
+def test_edited_attributes_and_what_an_edit_leaves_alone():
+    edited = edited_attributes(["a circle", "a square on the left"], ["a blue circle", "a small square on the left"])
+    assert edited == {("circle", "colour"), ("square", "size")}
+    with pytest.raises(ValueError, match="exactly one attribute added"):
+        edited_attributes(["a circle"], ["a big blue circle"])
+    with pytest.raises(ValueError, match="2 source prompts but 1"):
+        edited_attributes(["a circle", "a square"], ["a blue circle"])
+    assert left_alone("a red circle", edited) and left_alone("a triangle", edited)  # states the colour; no such kind
+    assert not left_alone("a big circle", edited)  # the circle's colour is left to the model: the edit decides it
+    assert not left_alone("a red circle and a square", edited)  # the square's size is not stated
+    assert left_alone("a red circle and a big square", edited)
 
 
 class ScenePipe:

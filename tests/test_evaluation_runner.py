@@ -13,7 +13,7 @@ import pytest
 from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
 from timelab.evaluation import evaluate, read_results, summarize_bias, summarize_edits, write_report
-from timelab.evaluation.items import edit_items
+from timelab.evaluation.tinyworld.items import edit_items
 from timelab.evaluation.runner import part_files
 
 ITEMS = edit_items()[:5]
@@ -114,7 +114,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 
 
 def test_a_bias_run_writes_its_table_and_figure(tmp_path):
-    from timelab.evaluation.items import bias_items
+    from timelab.evaluation.tinyworld.items import bias_items
 
     pipe = PromptPipe()
     pipe.rewrite = lambda text, seed: "a purple cross"  # unedited: always the majority value
@@ -141,7 +141,7 @@ def launch(args: list[str], tmp_path: Path) -> None:
 
 
 def test_two_processes_split_the_items_and_merge_one_result(tmp_path):
-    from timelab.evaluation.items import edit_items
+    from timelab.evaluation.tinyworld.items import edit_items
 
     (tmp_path / "single").mkdir()
     (tmp_path / "sharded").mkdir()

@@ -9,9 +9,9 @@ import pytest
 from timelab.tinyworld import MODEL_DIR, spec
 from timelab.tinyworld.captions import describe
 from timelab.tinyworld.judge import OracleJudge
-from timelab.tinyworld.localisation import cover, on_object, word_position
-from timelab.tinyworld.measure import Figures, RecordingJudge, agreement, stated_one_object, stated_two_objects
-from timelab.tinyworld.model_card import model_card
+from timelab.evaluation.tinyworld.localisation import cover, on_object, word_position
+from timelab.evaluation.tinyworld.measure import Figures, RecordingJudge, agreement, stated_one_object, stated_two_objects
+from timelab.evaluation.tinyworld.model_card import model_card
 from timelab.tinyworld.render import Scene, Thing, render
 from timelab.tinyworld.tokenizer import build_tokenizer
 

@@ -14,10 +14,10 @@ import argparse
 import time
 from pathlib import Path
 
-from .evaluation import OracleJudgeAdapter, evaluate_edit_item, summarize_edits
-from .evaluation.items import added_attribute, edit_items
-from .evaluation.metrics import summarize_kept
+from .editing import time_edit
+from .evaluation import evaluate_edit_item, summarize_edits, summarize_kept
 from .evaluation.report import edits_table
+from .evaluation.tinyworld import OracleJudgeAdapter, added_attribute, edit_items
 from .generation import GenerationSettings, generate
 from .models import load_pipeline
 from .tinyworld import OracleJudge, shares
@@ -52,8 +52,6 @@ def run_demo(source: str = DEFAULT_SOURCE, destination: str = DEFAULT_DESTINATIO
     """Run the demo; returns the results table (Markdown) and the path of the figure."""
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
-    from . import time_edit
-
     started = time.perf_counter()
     item = pick_item(source, destination)
     pipe = load_pipeline("tinyworld", device=device)
@@ -84,7 +82,7 @@ def run_demo(source: str = DEFAULT_SOURCE, destination: str = DEFAULT_DESTINATIO
     return table, path
 
 
-def register(subparsers) -> None:
+def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("demo", help="TinyWorld's implicit assumption, edited with TIME, with figures")
     parser.add_argument("--source", default=DEFAULT_SOURCE)
     parser.add_argument("--destination", default=DEFAULT_DESTINATION)
@@ -93,6 +91,7 @@ def register(subparsers) -> None:
                         help=f"ridge strength (default {DEFAULT_LAMBDA:g} for TinyWorld; the paper's 0.1 also works)")
     parser.add_argument("--device", default=None)
     parser.set_defaults(run=_run)
+    return parser
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -38,21 +38,25 @@ import math
 import re
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .attention import AttentionRecorder, TokenSpan
-from .editing import Edit, UnknownWordsWarning, cross_attention_layers, edit_pairs, keys_and_aligned_states, \
-    reset_edits, time_edit
-from .editing.keys import warn_unknown_words
-from .editing.solver import check_lambda
+from .editing import Edit, UnknownWordsWarning, cross_attention_layers, reset_edits, time_edit
+from .editing.keys import prompts_unknown_words, unknown_words_note
+from .editing.solver import PAPER_LAMBDA, check_lambda
+from .evaluation.metrics import kept_score
+from .evaluation.tinyworld.attributes import added_attribute, attributes_kept, kept_attributes
+from .generation import GenerationSettings, generate
+from .models import TINYWORLD
+from .tinyworld import OracleJudge, shares
+from .tinyworld.captions import describe
 
 BUSY = "Busy: a generation is still running. Wait for it to finish, then try again."
 MAX_HISTORY = 8  # edits kept for undo (each holds a copy of the edited matrices)
-N_SEEDS = 8  # seeds per test prompt where a judge counts shares (TinyWorld); 1 draws one image per prompt
 NO_JUDGE = "Images only: this model has no judge to count them (TinyWorld's exact judge reads every image)."
 
 
@@ -75,17 +79,12 @@ DEFAULTS = LabDefaults("a pack of roses", "a pack of blue roses",
 
 def lab_defaults(model: str) -> LabDefaults:
     """The starting edit and test prompts for ``model`` (a name for :func:`timelab.load_pipeline`)."""
-    from .models import TINYWORLD
-
     return TINYWORLD_DEFAULTS if model == TINYWORLD else DEFAULTS
 
 
 def lab_judge(model: str):
     """The judge the lab counts shares with: TinyWorld's exact :class:`~timelab.tinyworld.OracleJudge`
     for TinyWorld, None (images only) for any other model."""
-    from .models import TINYWORLD
-    from .tinyworld import OracleJudge
-
     return OracleJudge() if model == TINYWORLD else None
 
 
@@ -109,7 +108,7 @@ class LabControls:
 
     source: str
     destination: str
-    lamb: float = 0.1
+    lamb: float = PAPER_LAMBDA
     edit_keys: bool = True
     edit_values: bool = True
     layers: tuple[str, ...] | None = None  # None: every cross-attention layer
@@ -132,11 +131,8 @@ def fit_residual(edit: Edit) -> float:
     state of the edit's prompt pairs, augmented as the edit was) and aligned destination states ``C*``,
     ``sqrt(sum_m ||W'_m C^T - W_m C*^T||_F^2) / sqrt(sum_m ||W_m C*^T||_F^2)``. The ridge term keeps it
     above 0 (it grows with lambda; at lambda -> 0 what remains is the least-squares misfit of more keys
-    than dimensions). Reads the text encoder, which TIME does not edit."""
-    settings = edit.settings
-    keys, aligned = keys_and_aligned_states(edit.pipe, edit_pairs(edit.source, edit.destination, settings.augment,
-                                                                  settings.prefixes))
-    keys, aligned = keys.double().cpu(), aligned.double().cpu()
+    than dimensions). The keys are the ones the edit was solved for (:meth:`Edit.key_system`)."""
+    keys, aligned = (states.double().cpu() for states in edit.key_system())
     miss = target = 0.0
     for name, original in edit.original.items():
         goal = original.double().cpu() @ aligned.T
@@ -150,9 +146,6 @@ def attribute_shares(records: Sequence[Mapping], prompt: str, attribute: str, va
     """For each object kind ``prompt`` names (TinyWorld's grammar), the share of ``records`` (one per
     image) in which the object of that kind has ``attribute == value``; an image without that object
     counts as not. ``ValueError`` for a prompt outside the grammar or no records."""
-    from .tinyworld.captions import describe
-    from .tinyworld.judge import shares
-
     kinds = list(dict.fromkeys(o["kind"] for o in describe(prompt).objects))
     return {kind: shares(records, attribute, kind).get(value, 0.0) for kind in kinds}
 
@@ -160,12 +153,8 @@ def attribute_shares(records: Sequence[Mapping], prompt: str, attribute: str, va
 def prompt_kept(records_before: Sequence[Mapping], records_after: Sequence[Mapping], prompt: str,
                 edited: tuple[str, str]) -> dict[str, float]:
     """The attributes of ``prompt``'s images that an edit of ``edited = (kind, attribute)`` should leave
-    alone, each as ``1 - TV(before, after)`` (``timelab.evaluation.metrics.attributes_kept`` over
-    ``timelab.evaluation.edits.kept_attributes``)."""
-    from .evaluation.edits import kept_attributes
-    from .evaluation.metrics import attributes_kept
-
-    return attributes_kept(records_before, records_after, kept_attributes(prompt, edited))
+    alone, each as ``1 - TV(before, after)`` (:mod:`timelab.evaluation.tinyworld.attributes`)."""
+    return attributes_kept(records_before, records_after, kept_attributes(prompt, {edited}))
 
 
 # ------------------------------------------------------------------------------------------ views
@@ -261,11 +250,6 @@ def _problem(controls: LabControls, known_layers: Sequence[str]) -> str | None:
         unknown = [n for n in controls.layers if n not in known_layers]
         if unknown:
             return f"Unknown layer(s) {unknown}: choose among the model's cross-attention layers."
-    if controls.prompts is not None:
-        try:
-            parse_prompts(controls.prompts)
-        except ValueError as error:
-            return str(error)
     return None
 
 
@@ -273,12 +257,14 @@ class LabSession:
     """A pipeline, the edits applied through the lab, and a lock so that only one action draws at a time.
 
     The session owns the pipeline's edits: it starts by undoing any active timelab edit.
-    ``prompts`` are the test prompts drawn after every action, each over ``n_seeds`` seeds in one batch;
-    ``judge`` (e.g. :func:`lab_judge`) reads the images' attributes (``judge.read(images) -> records``),
-    None for images only. ``call_kwargs`` go to the pipeline (e.g. ``num_inference_steps``).
+    ``prompts`` are the test prompts drawn after every action, each over ``n_seeds`` seeds in one
+    pipeline call (so one attention recording covers them); ``judge`` (e.g. :func:`lab_judge`) reads the
+    images' attributes (``judge.read(images) -> records``), None for images only. ``settings``: the
+    sampler's steps, guidance and size (its batch size is ignored: the lab draws in one batch).
     """
 
-    def __init__(self, pipe, prompts: Sequence[str], judge=None, n_seeds: int = 1, **call_kwargs):
+    def __init__(self, pipe, prompts: Sequence[str], judge=None, n_seeds: int = 1,
+                 settings: GenerationSettings = GenerationSettings()):
         prompts = [p for p in prompts if p.strip()]
         if not prompts:
             raise ValueError("the lab needs at least one non-empty test prompt, e.g. ['a circle', 'a square']")
@@ -288,7 +274,8 @@ class LabSession:
         self.prompts = prompts
         self.judge = judge
         self.n_seeds = n_seeds
-        self.call_kwargs = call_kwargs
+        self.settings = settings
+        self._named_words: set[str] = set()  # unknown words the current action's message already names
         self.layer_names = list(cross_attention_layers(pipe.unet))
         self.history: list[Edit] = []  # applied edits, latest last; only the latest is active
         self._original_cache: dict[tuple, tuple[np.ndarray, list, list | None]] = {}
@@ -319,9 +306,13 @@ class LabSession:
     def apply(self, controls: LabControls) -> LabView:
         """Edit the original model as the controls say (with their test prompts, if given) and draw."""
         problem = _problem(controls, self.layer_names)
+        try:
+            prompts = None if controls.prompts is None else parse_prompts(controls.prompts)
+        except ValueError as error:
+            problem = problem or str(error)
         if problem:
             return LabView(False, problem, self.state())
-        return self._exclusive(lambda: self._apply(controls), controls.seed)
+        return self._exclusive(lambda: self._apply(controls, prompts), controls.seed)
 
     def undo(self, seed: int = 0) -> LabView:
         """Undo the latest edit (the one before it, if any, comes back) and draw."""
@@ -340,6 +331,7 @@ class LabSession:
             return LabView(False, f"The seed must be 0 or more, got {seed}.", self.state())
         if not self._lock.acquire(blocking=False):
             return LabView(False, BUSY, self.state())
+        self._named_words = set()
         try:
             try:
                 message = change()
@@ -349,16 +341,18 @@ class LabSession:
         finally:
             self._lock.release()
 
-    def _apply(self, controls: LabControls) -> str:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UnknownWordsWarning)
+    def _apply(self, controls: LabControls, prompts: list[str] | None) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownWordsWarning)  # named in the message below instead
             edit = time_edit(self.pipe, controls.source, controls.destination, lamb=controls.lamb,
                              edit_keys=controls.edit_keys, edit_values=controls.edit_values,
                              layers=None if controls.layers is None else list(controls.layers))
-        if controls.prompts is not None:
-            self.prompts = parse_prompts(controls.prompts)
+        if prompts is not None:
+            self.prompts = prompts
         self.history = (self.history + [edit])[-MAX_HISTORY:]
-        notes = "".join(f" Warning: {w.message}." for w in caught if issubclass(w.category, UnknownWordsWarning))
+        words = prompts_unknown_words(self.pipe, [controls.source, controls.destination])
+        self._named_words = set(words)
+        notes = f" Warning: {unknown_words_note(words)}." if words else ""
         return (f"Applied {controls.source!r} -> {controls.destination!r} ({len(edit.layer_names)} matrices, "
                 f"solved in {1000 * edit.timings['solve_s']:.0f} ms).{notes}")
 
@@ -380,17 +374,14 @@ class LabSession:
         return list(range(seed, seed + self.n_seeds))
 
     def _draw(self, seed: int) -> tuple[np.ndarray, list]:
-        """Images ``(prompts, seeds, H, W, 3)`` of the model as it is now, in one batch (prompt-major,
-        each image with its own seeded generator), and per prompt the first seed's (spans, maps)."""
+        """Images ``(prompts, seeds, H, W, 3)`` of the model as it is now, in one pipeline call
+        (:func:`timelab.generation.generate`, one batch), and per prompt the first seed's (spans, maps)."""
         seeds = self.seeds(seed)
-        batch = [(p, s) for p in self.prompts for s in seeds]
-        generators = [torch.Generator("cpu").manual_seed(s) for _, s in batch]
+        one_batch = replace(self.settings, batch_size=len(self.prompts) * len(seeds))
         with AttentionRecorder(self.pipe) as recorder:
-            images = self.pipe(prompt=[p for p, _ in batch], generator=generators, output_type="np",
-                               **self.call_kwargs).images
-        images = np.asarray(images)
+            images = generate(self.pipe, self.prompts, seeds, one_batch)
         maps = [recorder.token_maps(p, image=i * len(seeds)) for i, p in enumerate(self.prompts)]
-        return images.reshape(len(self.prompts), len(seeds), *images.shape[1:]), maps
+        return images, maps
 
     def _read(self, images: np.ndarray) -> list | None:
         """Per prompt, the judge's records of its images (None without a judge)."""
@@ -429,18 +420,14 @@ class LabSession:
                  for i, (prompt, (spans, before)) in enumerate(zip(self.prompts, maps_before))]
         view = LabView(True, message, self.state(), views, self.seeds(seed))
         notes = self._judge(view, records_before, records_after)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UnknownWordsWarning)
-            words = warn_unknown_words(self.pipe, self.prompts)
-        if words and not any(f"{w!r}" in message for w in words):
-            notes.append(f"Warning (test prompts): {caught[-1].message}.")
+        words = [w for w in prompts_unknown_words(self.pipe, self.prompts) if w not in self._named_words]
+        if words:
+            notes.append(f"Warning (test prompts): {unknown_words_note(words)}.")
         view.message = " ".join([message] + notes)
         return view
 
     def _judge(self, view: LabView, records_before: list | None, records_after: list | None) -> list[str]:
         """Fill in the view's shares, kept attributes and numbers; return notes for the message."""
-        from .evaluation.items import added_attribute
-
         edit = self.active
         if edit is not None:
             view.numbers = EditNumbers(weight_change(edit), fit_residual(edit))
@@ -472,8 +459,6 @@ class LabSession:
             p.shares = {k: (shares_before[k], shares_after[k]) for k in shares_before}
             kept.append(p.kept)
         if kept:
-            from .evaluation.metrics import kept_score
-
             view.numbers = EditNumbers(view.numbers.weight_change, view.numbers.fit_residual, kept_score(kept)["mean"])
         n = len(view.seeds)
         headline = [f"{p.prompt!r}: {kind} {value} in {share_text(p.shares[kind][0], n)} -> "

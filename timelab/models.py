@@ -18,6 +18,7 @@ import os
 
 import torch
 
+from .devices import pick_device
 from .quiet import quiet_loading
 
 TINYWORLD = "tinyworld"
@@ -31,15 +32,6 @@ RANDOM_MODELS = {
     "tiny-random-sdxl": ("tiny_pipeline", "sdxl"),
     SD14_RANDOM: ("sd14_shaped_pipeline", None),
 }
-
-
-def default_device() -> str:
-    """``cuda`` when a GPU is visible, else ``mps`` on Apple silicon, else ``cpu``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _random_pipeline(name: str):
@@ -99,9 +91,9 @@ def load_pipeline(name_or_path: str | os.PathLike = TINYWORLD, device: str | Non
     experiments. Library warnings and loading bars are hidden unless ``verbose`` (default:
     ``$TIMELAB_VERBOSE``).
     """
-    device = device or default_device()
+    device = pick_device(device)
     if dtype is None:
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
     name = str(name_or_path)
     with quiet_loading(verbose):
         pipe = _random_pipeline(name).to(dtype=dtype) if name in RANDOM_MODELS else _from_pretrained(name, dtype)

@@ -19,6 +19,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .editing.solver import PAPER_LAMBDA
 from .lab import LabControls, LabSession, LabView, numbers_text, report_rows, share_text
 from .viz import attention_before_after, image_grid
 
@@ -89,7 +90,7 @@ def attention_figure(view: LabView, prompt: str):
                                   shown.spans, title=f'"{prompt}"')
 
 
-def lab_widget(session: LabSession, source: str = "", destination: str = "", lamb: float = 0.1,
+def lab_widget(session: LabSession, source: str = "", destination: str = "", lamb: float = PAPER_LAMBDA,
                background: bool = True) -> widgets.VBox:
     """The lab's widget over ``session``; ``background=False`` runs actions in the caller's thread."""
     style = {"description_width": "90px"}

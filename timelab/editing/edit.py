@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .keys import edit_pairs, keys_and_aligned_states
 from .settings import EditSettings
 
 STACK_ATTRIBUTE = "_timelab_active_edits"
@@ -68,6 +69,7 @@ class Edit:
     timings: dict[str, float] = field(default_factory=dict)
     stacked: bool = False
     active: bool = False
+    system: tuple[Tensor, Tensor] | None = field(default=None, repr=False)  # (keys C, aligned states C*_pi)
 
     @property
     def lamb(self) -> float:
@@ -76,6 +78,15 @@ class Edit:
     @property
     def layer_names(self) -> list[str]:
         return list(self.edited)
+
+    def key_system(self) -> tuple[Tensor, Tensor]:
+        """The keys ``C`` and aligned destination states ``C*_pi`` this edit was solved for (what
+        :func:`timelab.editing.keys.keys_and_aligned_states` gives for its augmented prompt pairs): kept
+        from the solve by ``time_edit``, encoded once from the prompts for an edit loaded from a file."""
+        if self.system is None:
+            pairs = edit_pairs(self.source, self.destination, self.settings.augment, self.settings.prefixes)
+            self.system = keys_and_aligned_states(self.pipe, pairs)
+        return self.system
 
     def _modules(self) -> dict[str, nn.Linear]:
         return {name: self.pipe.unet.get_submodule(name) for name in self.edited}

@@ -42,16 +42,24 @@ def _alignments(pipe, pairs: list[tuple[str, str]]) -> list[list[int]]:
     return found
 
 
+def prompts_unknown_words(pipe, prompts: Sequence[str]) -> list[str]:
+    """The prompts' words the pipeline's tokenizer spells out letter by letter, each once, in order."""
+    tokenizer = tokenizers(pipe)[0]
+    return list(dict.fromkeys(w for prompt in prompts for w in unknown_words(tokenizer, prompt)))
+
+
+def unknown_words_note(words: Sequence[str]) -> str:
+    """What to tell a user about ``words`` the tokenizer does not know."""
+    return (f"the model's tokenizer does not know {', '.join(map(repr, words))}: it spells them letter by "
+            "letter, so the model reads no meaning into them and the edit may do nothing useful. See the "
+            "words it knows with pipe.tokenizer.get_vocab() (TinyWorld: timelab.tinyworld.captions.all_words())")
+
+
 def warn_unknown_words(pipe, prompts: Sequence[str]) -> list[str]:
     """Warn (:class:`UnknownWordsWarning`) naming the prompts' words the tokenizer spells out; returns them."""
-    tokenizer = tokenizers(pipe)[0]
-    words = list(dict.fromkeys(w for prompt in prompts for w in unknown_words(tokenizer, prompt)))
+    words = prompts_unknown_words(pipe, prompts)
     if words:
-        warnings.warn(UnknownWordsWarning(
-            f"the model's tokenizer does not know {', '.join(map(repr, words))}: it spells them letter by "
-            "letter, so the model reads no meaning into them and the edit may do nothing useful. See the "
-            "words it knows with pipe.tokenizer.get_vocab() (TinyWorld: timelab.tinyworld.captions.all_words())"
-        ), stacklevel=3)
+        warnings.warn(UnknownWordsWarning(unknown_words_note(words)), stacklevel=3)
     return words
 
 

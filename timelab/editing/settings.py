@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .alignment import AUGMENTATION_PREFIXES
-from .solver import check_lambda, check_positive
+from .solver import PAPER_LAMBDA, check_lambda, check_positive
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class EditSettings:
     ``preserve``/``preserve_weight``: prompts whose keys and values should stay put, and the weight of
     that term (see :func:`timelab.editing.solver.ridge_factor`)."""
 
-    lamb: float = 0.1
+    lamb: float = PAPER_LAMBDA
     edit_keys: bool = True
     edit_values: bool = True
     augment: bool = True

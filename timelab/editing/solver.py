@@ -35,6 +35,8 @@ from typing import Sequence, overload
 import torch
 from torch import Tensor
 
+PAPER_LAMBDA = 0.1  # the TIME paper's ridge strength: every default lambda in timelab is this one
+
 FACTOR_DTYPE = torch.float64
 # Device types whose kernels have no float64: the factorisation runs on the CPU for them.
 NO_FLOAT64_DEVICES = frozenset({"mps"})
@@ -59,7 +61,7 @@ def check_positive(name: str, value: float, why: str) -> float:
 
 def check_lambda(lamb: float) -> float:
     """``lamb`` as a float, or a ValueError saying why it must be positive and finite."""
-    return check_positive("lamb", lamb, "the ridge term makes the system solvable; 0.1 is the default")
+    return check_positive("lamb", lamb, f"the ridge term makes the system solvable; {PAPER_LAMBDA} is the default")
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -79,7 +81,7 @@ def _in_float64(tensor: Tensor) -> Tensor:
 
 def ridge_factor(
     keys: Tensor,
-    lamb: float = 0.1,
+    lamb: float = PAPER_LAMBDA,
     preserve_keys: Tensor | None = None,
     preserve_scale: float = 1.0,
 ) -> Tensor:
@@ -148,7 +150,7 @@ def _update_all(weights: Sequence[Tensor], residuals_of, factor: Tensor) -> list
     return solved
 
 
-def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Tensor, lamb: float = 0.1,
+def solve_for_states(weights: Sequence[Tensor], keys: Tensor, target_states: Tensor, lamb: float = PAPER_LAMBDA,
                      preserve_keys: Tensor | None = None, preserve_scale: float = 1.0) -> list[Tensor]:
     r"""TIME's closed form for targets ``v_i = W c*_i``: ``W' = W + ((C* - C) W^T)^T M``, one ``M`` for all.
 
@@ -183,7 +185,7 @@ def closed_form(weights: Sequence[Tensor], keys: Tensor, targets: Sequence[Tenso
                 preserve_keys: Tensor | None = ..., preserve_scale: float = ...) -> list[Tensor]: ...
 
 
-def closed_form(weights, keys, targets, lamb=0.1, preserve_keys=None, preserve_scale=1.0):
+def closed_form(weights, keys, targets, lamb=PAPER_LAMBDA, preserve_keys=None, preserve_scale=1.0):
     r"""Ridge minimiser ``W' = (lambda W + V^T C + s W P^T P)(lambda I + C^T C + s P^T P)^{-1}``.
 
     Args:

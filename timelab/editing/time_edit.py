@@ -12,7 +12,7 @@ from .edit import Edit, active_edits, reset_edits
 from .keys import edit_pairs, keys_and_aligned_states, preserved_keys, warn_unknown_words
 from .layers import projections, select_layers
 from .settings import EditSettings
-from .solver import solve_for_states
+from .solver import PAPER_LAMBDA, solve_for_states
 
 
 def _as_list(prompts: str | Sequence[str], name: str) -> list[str]:
@@ -27,7 +27,7 @@ def time_edit(
     pipe,
     source: str | Sequence[str],
     destination: str | Sequence[str],
-    lamb: float = 0.1,
+    lamb: float = PAPER_LAMBDA,
     edit_keys: bool = True,
     edit_values: bool = True,
     layers: Iterable[str] | None = None,
@@ -72,7 +72,7 @@ def time_edit(
         pipe=pipe, source=sources, destination=destinations, settings=settings,
         original={name: linear.weight.detach().clone() for name, linear in targets.items()},  # for undo
         edited=dict(zip(targets, solved_weights)), stacked=stack and bool(active_edits(pipe)),
-        timings={"encode_s": encoded - started, "solve_s": solved - encoded},
+        timings={"encode_s": encoded - started, "solve_s": solved - encoded}, system=(keys, aligned),
     )
     edit.activate()  # made from the current weights just now: nothing to check
     edit.timings["apply_s"] = time.perf_counter() - solved  # undo snapshot and weight writes

@@ -15,9 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .edits import Editor, default_editor, judged_hits
-from .formats import BiasItem
+from ..editing import time_edit
 from ..generation import GenerationSettings, generate
+from .edits import Editor, judged_hits
+from .formats import BiasItem
 from .judges import Judge
 from .metrics import delta, item_score
 
@@ -58,7 +59,7 @@ def evaluate_bias_item(pipe, judge: Judge, item: BiasItem, seeds: Sequence[int],
                        lambdas: Sequence[float] = DEFAULT_LAMBDAS, refine: int = DEFAULT_REFINE,
                        settings: GenerationSettings = GenerationSettings(), editor: Editor | None = None) -> dict:
     """Lambda search on the validation prompt, then held-out hits before and after, as a JSON-ready dict."""
-    editor = editor or default_editor()
+    editor = editor or time_edit
 
     def share_at(lamb: float) -> float:
         with editor(pipe, item.source, item.destination, lamb=lamb):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..editing.solver import PAPER_LAMBDA
 from .bias import DEFAULT_REFINE
-from .evaluate import DATASETS, run_eval
+from .experiment import DATASETS, run_eval
 from ..generation import GenerationSettings
 from .judges import DEFAULT_CLIP
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "eval", help="evaluate TIME on TinyWorld or TIMED (efficacy, generality, specificity, bias)",
         description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=24,
                         help="number of seeds per prompt (0..N-1; default 24, as the paper)")
     parser.add_argument("--lamb", type=float, nargs="+", default=None,
-                        help="lambda(s): one TIME row each (default 0.1); for bias sets, the search grid")
+                        help=f"lambda(s): one TIME row each (default {PAPER_LAMBDA}); for bias sets, the search grid")
     parser.add_argument("--values", nargs=2, default=["female", "male"], metavar=("VALUE", "OTHER"),
                         help="bias CSVs: the two values of the attribute (default: female male)")
     parser.add_argument("--refine", type=int, default=DEFAULT_REFINE,
@@ -55,3 +56,4 @@ def register(subparsers) -> None:
     parser.add_argument("--no-download", action="store_true", help="never download TIMED")
     parser.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
     parser.set_defaults(run=run)
+    return parser

@@ -4,11 +4,11 @@ Rows: the *unedited* model, the edited model (one row per lambda) and the *oracl
 writes the destination forms (the destination for the source prompt, each related prompt's edited
 form) and leaves unrelated prompts alone: what a perfect edit would draw.
 
-With a judge that reads attributes (one with ``records(images)``, such as TinyWorld's
-:class:`~timelab.evaluation.judges.OracleJudgeAdapter`), each edited row also gets ``"kept"``: for every
-judged prompt (source, related, unrelated, in that order) a dict attribute -> ``1 - TV(before, after)``
-over the prompt's images without and with the edit, same seeds (:func:`~timelab.evaluation.metrics.attributes_kept`),
-for every attribute the edit should not touch (:func:`kept_attributes`).
+With a judge that reads attributes (one with ``records(images)`` and ``kept(...)``, such as TinyWorld's
+:class:`~timelab.evaluation.tinyworld.oracle.OracleJudgeAdapter`), each edited row also gets ``"kept"``:
+for every judged prompt (source, related, unrelated, in that order) a dict attribute ->
+``1 - TV(before, after)`` over the prompt's images without and with the edit, same seeds, for every
+attribute the edit should not touch (:mod:`timelab.evaluation.tinyworld.attributes`).
 """
 
 from __future__ import annotations
@@ -17,26 +17,19 @@ from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 
-from .formats import EditItem
+from ..editing import time_edit
 from ..generation import GenerationSettings, generate
+from .formats import EditItem
 from .judges import Judge
-from .metrics import attributes_kept
 
 # editor(pipe, source, destination, lamb=...) applies an edit and undoes it when the `with` block ends.
 Editor = Callable[..., ContextManager]
 
-OBJECT_WATCHED = ("kind", "size", "position", "colour")  # per named object; "kind": is it there at all
-
-
-def default_editor() -> Editor:
-    from timelab import time_edit
-
-    return time_edit
-
 
 def reads_attributes(judge) -> bool:
-    """Whether ``judge`` can also read attribute records from images (duck typing: a ``records`` method)."""
-    return callable(getattr(judge, "records", None))
+    """Whether ``judge`` can also read attribute records from images and say which attributes an edit
+    kept (duck typing: ``records(images)`` and ``kept(prompt, source, destination, before, after)``)."""
+    return callable(getattr(judge, "records", None)) and callable(getattr(judge, "kept", None))
 
 
 def judged_hits(judge: Judge, images: np.ndarray, pairs: Sequence[tuple[str, str]], want: int,
@@ -55,28 +48,6 @@ def judged_hits(judge: Judge, images: np.ndarray, pairs: Sequence[tuple[str, str
     else:
         choices = judge.choose(images.reshape(n_prompts * n_seeds, *images.shape[2:]), candidates)
     return (np.asarray(choices).reshape(n_prompts, n_seeds) == want).astype(int).tolist()
-
-
-def kept_attributes(prompt: str, edited: tuple[str, str] | None = None) -> list[str]:
-    """The attributes of a TinyWorld prompt's images that an edit should not move: for each object the
-    prompt names, ``"<kind>.kind"`` (there or not), ``.size``, ``.position`` and ``.colour``, then
-    ``"background"`` and ``"objects"`` (how many), leaving out ``edited = (kind, attribute)``, the one
-    the edit changes. ``kept_attributes("a circle and a square", ("circle", "colour"))`` is
-    ``["circle.kind", "circle.size", "circle.position", "square.kind", "square.size", "square.position",
-    "square.colour", "background", "objects"]``."""
-    from timelab.tinyworld.captions import describe
-
-    names = [f"{o['kind']}.{a}" for o in describe(prompt).objects for a in OBJECT_WATCHED]
-    skip = f"{edited[0]}.{edited[1]}" if edited else None
-    return [n for n in names if n != skip] + ["background", "objects"]
-
-
-def edited_attribute(item: EditItem) -> tuple[str, str]:
-    """``(kind, attribute)`` that the item's destination states and its source does not."""
-    from .items import added_attribute
-
-    kind, attribute, _ = added_attribute(item.source, item.destination)
-    return kind, attribute
 
 
 def _prompts(item: EditItem) -> list[str]:
@@ -106,12 +77,12 @@ def _row(judge: Judge, item: EditItem, model: str, lamb: float | None, images: n
     }
 
 
-def kept_rows(item: EditItem, before: Sequence, after: Sequence, n_seeds: int) -> list[dict[str, float]]:
+def kept_rows(judge, item: EditItem, before: Sequence, after: Sequence, n_seeds: int) -> list[dict[str, float]]:
     """Per judged prompt of the item (source, related, unrelated), the attributes kept between the
-    records ``before`` and ``after`` the edit (flat, prompt-major, ``n_seeds`` per prompt)."""
-    edited = edited_attribute(item)
-    return [attributes_kept(before[i * n_seeds:(i + 1) * n_seeds], after[i * n_seeds:(i + 1) * n_seeds],
-                            kept_attributes(prompt, edited))
+    records ``before`` and ``after`` the edit (flat, prompt-major, ``n_seeds`` per prompt), as the judge
+    reads them (``judge.kept``)."""
+    return [judge.kept(prompt, item.source, item.destination, before[i * n_seeds:(i + 1) * n_seeds],
+                       after[i * n_seeds:(i + 1) * n_seeds])
             for i, prompt in enumerate(_prompts(item))]
 
 
@@ -124,7 +95,7 @@ def evaluate_edit_item(pipe, judge: Judge, item: EditItem, seeds: Sequence[int],
     A judge that reads attributes adds ``"kept"`` to every TIME row (see the module docstring); only
     the unedited images' records are kept in memory for it.
     """
-    editor = editor or default_editor()
+    editor = editor or time_edit
     prompts = _prompts(item)
     seeds = [int(s) for s in seeds]
     images = generate(pipe, prompts, seeds, settings)
@@ -137,7 +108,7 @@ def evaluate_edit_item(pipe, judge: Judge, item: EditItem, seeds: Sequence[int],
         after = _read(judge, edited)
         row = _row(judge, item, "TIME", float(lamb), edited, after)
         if before is not None:
-            row["kept"] = kept_rows(item, before, after, len(seeds))
+            row["kept"] = kept_rows(judge, item, before, after, len(seeds))
         rows.append(row)
     ideal = generate(pipe, [item.destination] + [form for _, form in item.related], seeds, settings)
     ideal_records = _read(judge, ideal)

@@ -3,10 +3,10 @@
 A judge is anything with ``choose(images, candidates) -> array of 0/1``: ``images`` is an
 ``(n, H, W, 3)`` float array in [0, 1] (what a diffusers pipeline returns with ``output_type="np"``)
 and ``candidates[i] = (first, second)``; the answer is 1 where image ``i`` is judged strictly closer
-to ``second``. :class:`ClipJudge` does the paper's CLIP zero-shot choice (:func:`tinyworld_clip_judge`
-loads TinyWorld's own tiny CLIP as one); :class:`OracleJudgeAdapter` puts TinyWorld's exact pixel judge
-behind the same protocol. A judge that can also read attributes has ``records(images)`` (the oracle
-adapter does): :func:`timelab.evaluation.edits.evaluate_edit_item` then measures the attributes kept.
+to ``second``. :class:`ClipJudge` does the paper's CLIP zero-shot choice. A judge that can also read
+attributes has ``records(images)`` and ``kept(...)`` (TinyWorld's exact judge does, see
+:mod:`timelab.evaluation.tinyworld.oracle`): :func:`timelab.evaluation.edits.evaluate_edit_item` then
+measures the attributes kept.
 Loading a judge never loads the text-to-image model.
 """
 
@@ -20,14 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from timelab.tinyworld import CLIP_FOLDER, MODEL_DIR, OracleJudge
-from timelab.tinyworld.captions import describe
-from timelab.tinyworld.judge import Record, find
+from ..clip_pixels import normalise
+from ..devices import pick_device
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
-# CLIP's image normalisation (the OpenAI CLIP training statistics).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class Judge(Protocol):
@@ -36,7 +32,7 @@ class Judge(Protocol):
         ...
 
 
-def _check(images: np.ndarray, candidates: Sequence[tuple[str, str]]) -> None:
+def check_candidates(images: np.ndarray, candidates: Sequence[tuple[str, str]]) -> None:
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be an (n, H, W, 3) array, got shape {images.shape}")
     if len(candidates) != len(images):
@@ -55,7 +51,7 @@ class ClipJudge:
     """
 
     def __init__(self, model, tokenizer, device: str | torch.device | None = None, batch_size: int = 32):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -76,15 +72,12 @@ class ClipJudge:
         x = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32).permute(0, 3, 1, 2)
         h, w = x.shape[-2:]
         if h == w == self.image_size:
-            return (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+            return normalise(x)
         scale = self.image_size / min(h, w)
         size = (max(self.image_size, round(h * scale)), max(self.image_size, round(w * scale)))
         x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
         top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
-        x = x[..., top:top + self.image_size, left:left + self.image_size]
-        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return normalise(x[..., top:top + self.image_size, left:left + self.image_size])
 
     @torch.no_grad()
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
@@ -104,7 +97,7 @@ class ClipJudge:
         return torch.cat(chunks)
 
     def choose(self, images: np.ndarray, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
-        _check(images, candidates)
+        check_candidates(images, candidates)
         texts = sorted({t for pair in candidates for t in pair})
         index = {t: i for i, t in enumerate(texts)}
         similarity = (self.image_embeddings(images) @ self.text_embeddings(texts).T).cpu()  # (images, texts)
@@ -112,65 +105,3 @@ class ClipJudge:
         first = similarity[rows, torch.tensor([index[a] for a, _ in candidates])]
         second = similarity[rows, torch.tensor([index[b] for _, b in candidates])]
         return (second > first).numpy().astype(np.int64)
-
-
-def tinyworld_clip_judge(model_dir: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                         batch_size: int = 256) -> ClipJudge:
-    """TinyWorld's own CLIP (both towers, trained contrastively on the world, saved with its tokenizer in
-    the ``clip`` folder of the model) as a :class:`ClipJudge`: the paper's metric, on TinyWorld.
-    ``model_dir``: a TinyWorld pipeline folder (default: the shipped model, ``timelab.tinyworld.MODEL_DIR``)."""
-    folder = Path(model_dir if model_dir is not None else MODEL_DIR) / CLIP_FOLDER
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"no TinyWorld CLIP at {folder} (a TinyWorld model folder holds it in "
-                                f"{CLIP_FOLDER}/; train one with `timelab tinyworld train`)")
-    return ClipJudge.from_pretrained(str(folder), device=device, batch_size=batch_size)
-
-
-class OracleJudgeAdapter:
-    """TinyWorld's exact judge behind the :class:`Judge` protocol.
-
-    The oracle reads each image's record (background; kind, colour, size, position of every object) from
-    its pixels. A caption is scored against the record: for each object the caption names, +1 for each
-    attribute it states (colour, size, position) that the image's object of that kind has and -1 for
-    each it contradicts, or -(1 + the number of stated attributes) when the image has no object of that
-    kind (worse than any object that is there); the background, when stated, +1 or -1. The image goes to
-    the second caption only when that caption scores strictly higher: a tie stays with the first.
-
-    So for ("a circle", "a blue circle") a blue circle picks the second, any other circle (or no circle)
-    the first; for ("a circle on the left and a square on the right", "a blue circle on the left and a
-    square on the right") only the circle's colour decides, as both captions say the same about the rest.
-    """
-
-    def __init__(self, oracle: OracleJudge | None = None):
-        self.oracle = oracle or OracleJudge()
-
-    @staticmethod
-    def score(record: Record, prompt: str) -> int:
-        """The caption's score against one record (see the class docstring)."""
-        description = describe(prompt)
-        total = 0
-        for wanted in description.objects:
-            stated = {a: v for a, v in wanted.items() if a != "kind"}
-            seen = find(record, wanted["kind"])
-            if seen is None:
-                total -= 1 + len(stated)
-            else:
-                total += sum(1 if seen[a] == v else -1 for a, v in stated.items())
-        if description.background is not None:
-            total += 1 if record["background"] == description.background else -1
-        return total
-
-    def records(self, images: np.ndarray) -> list[Record]:
-        """Each image's record: ``{"background": str, "objects": [{"kind", "colour", "size", "position"}]}``."""
-        return self.oracle.read(images)
-
-    def decide(self, records: Sequence[Record], candidates: Sequence[tuple[str, str]]) -> np.ndarray:
-        """:meth:`choose` on records already read."""
-        if len(candidates) != len(records):
-            raise ValueError(f"need one candidate pair per image: {len(records)} images, {len(candidates)} pairs")
-        return np.asarray([int(self.score(r, b) > self.score(r, a)) for r, (a, b) in zip(records, candidates)],
-                          dtype=np.int64)
-
-    def choose(self, images: np.ndarray, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
-        _check(images, candidates)
-        return self.decide(self.records(images), candidates)

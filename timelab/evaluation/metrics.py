@@ -19,7 +19,8 @@ prompt's own Delta instead.
 Attributes kept (judges that read attributes, i.e. TinyWorld's oracle): for one prompt and one
 attribute the edit should leave alone, ``1 - TV(P, Q)`` where ``P`` and ``Q`` are the empirical
 distributions of the attribute's value over the prompt's images before and after the edit (same
-seeds), and ``TV(P, Q) = 1/2 sum_v |P(v) - Q(v)|`` (see :func:`attributes_kept`); 1 = the distribution
+seeds), and ``TV(P, Q) = 1/2 sum_v |P(v) - Q(v)|`` (see :func:`total_variation`;
+:mod:`timelab.evaluation.tinyworld.attributes` names the attributes); 1 = the distribution
 did not move. :func:`kept_score` averages them.
 """
 
@@ -143,10 +144,6 @@ def summarize_bias(records: Sequence[dict]) -> dict[str, dict[str, tuple[float, 
     return out
 
 
-# Names of the attributes that ``attributes_kept`` reads from an oracle record (see ``read_attribute``).
-SCENE_ATTRIBUTES = ("background", "objects")
-
-
 def total_variation(before: Sequence[Hashable], after: Sequence[Hashable]) -> float:
     """Total variation distance between the empirical distributions of two samples of values:
     ``TV(P, Q) = 1/2 sum_v |P(v) - Q(v)|`` with ``P(v)`` the share of ``before`` equal to ``v`` (and
@@ -156,40 +153,6 @@ def total_variation(before: Sequence[Hashable], after: Sequence[Hashable]) -> fl
         raise ValueError("total_variation needs two non-empty samples")
     p, q = Counter(before), Counter(after)
     return 0.5 * sum(abs(p[v] / len(before) - q[v] / len(after)) for v in p.keys() | q.keys())
-
-
-def read_attribute(record: Mapping, name: str) -> Hashable:
-    """One attribute of an oracle record, by name: ``"background"``; ``"objects"`` (how many objects the
-    judge saw); or ``"<kind>.<attribute>"`` for the object of that kind (``"circle.size"``; the value is
-    ``"none"`` when there is no such object, so ``"circle.kind"`` is ``"circle"`` or ``"none"``)."""
-    from timelab.tinyworld.judge import attribute_of
-
-    if name == "objects":
-        return len(record["objects"])
-    if name == "background":
-        return record["background"]
-    kind, _, attribute = name.partition(".")
-    if not attribute:
-        raise ValueError(f"unknown attribute {name!r}: use 'background', 'objects' or '<kind>.<attribute>'")
-    return attribute_of(record, attribute, kind)
-
-
-def attributes_kept(records_before: Sequence[Mapping], records_after: Sequence[Mapping],
-                    attributes: Iterable[str]) -> dict[str, float]:
-    """For each attribute name (see :func:`read_attribute`): ``1 - TV(before, after)``, the total
-    variation distance between the attribute's values over the images before the edit and over the
-    images after it (of the same prompt and seeds, so the two lists pair up and must be equally long).
-
-    TV compares distributions, not seeds: it is at most the share of seeds whose value changed (a
-    colour swapped between two seeds moves nothing), so 1 - TV is an upper bound on what was kept
-    image by image.
-    """
-    if len(records_before) != len(records_after) or not records_before:
-        raise ValueError(f"need the same, non-zero number of images before and after the edit, got "
-                         f"{len(records_before)} and {len(records_after)}")
-    return {name: 1.0 - total_variation([read_attribute(r, name) for r in records_before],
-                                        [read_attribute(r, name) for r in records_after])
-            for name in attributes}
 
 
 def kept_score(kept_rows: Sequence[Mapping[str, float]], full_names: bool = False) -> dict:

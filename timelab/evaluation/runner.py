@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from ..devices import gpu_available
 from ..files import atomic_path
 
 
@@ -28,10 +29,9 @@ def process_state():
 
     Launched by ``accelerate launch`` on GPUs, or by ``torchrun`` on CPUs (gloo), or alone.
     """
-    import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not gpu_available())
 
 
 def items_digest(items: Sequence) -> str:

@@ -122,18 +122,25 @@ def find(record: Record, kind: str) -> dict[str, str] | None:
     return found[0] if found else None
 
 
+def checks(record: Record, prompt: str) -> list[tuple[str, str | None, bool]]:
+    """Every fact the prompt states, checked against one record, as ``(attribute, kind, holds)``:
+    first ``("objects", None, ...)`` (as many objects as the prompt names), then ``("background", None,
+    ...)`` if the prompt states one, then for each object it names each stated attribute, ``"kind"``
+    first (is there an object of that kind at all; an absent object fails every one of its checks).
+    :func:`shows`, the oracle's caption score and the model card's per-attribute shares all read these."""
+    description = describe(prompt)
+    found = [("objects", None, len(record["objects"]) == len(description.objects))]
+    if description.background:
+        found.append(("background", None, record["background"] == description.background))
+    for wanted in description.objects:
+        seen = find(record, wanted["kind"]) or {}
+        found += [(attribute, wanted["kind"], seen.get(attribute) == value) for attribute, value in wanted.items()]
+    return found
+
+
 def shows(record: Record, prompt: str) -> bool:
     """Whether a record has exactly the prompt's objects, each with every attribute the prompt states."""
-    description = describe(prompt)
-    if description.background and record["background"] != description.background:
-        return False
-    if len(record["objects"]) != len(description.objects):
-        return False
-    for wanted in description.objects:
-        seen = find(record, wanted["kind"])
-        if seen is None or any(seen[a] != v for a, v in wanted.items()):
-            return False
-    return True
+    return all(holds for _, _, holds in checks(record, prompt))
 
 
 def attribute_of(record: Record, attribute: str, kind: str | None = None) -> str:

@@ -41,10 +41,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
-from ..evaluation.judges import CLIP_MEAN, CLIP_STD
+from ..clip_pixels import normalise
+from ..devices import pick_device
 from ..files import atomic_path
 from ..schedulers import training_scheduler
-from . import CLIP_FOLDER, components
+from . import CLIP_FOLDER, MODEL_DIR, components
 from .captions import binding_twin, sample_example
 from .render import render
 from .tokenizer import build_tokenizer, write_tokenizer_files
@@ -81,14 +82,6 @@ PRESETS = {
 TEXT_SIZES = ("text_width", "text_layers")  # the text tower's sizes the command line can change
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
-
-
 def _lr_factor(step: int, total: int, warmup: int = 100) -> float:
     """Linear warm-up, then cosine decay to 10% of the base rate."""
     if step < warmup:
@@ -114,9 +107,7 @@ def draw_batch(rng: np.random.Generator, n: int, captioned: bool = False,
 
 def clip_pixels(pixels: torch.Tensor) -> torch.Tensor:
     """Pixels in [-1, 1] as CLIP's image tower takes them: in [0, 1], normalised by CLIP's statistics."""
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return ((pixels + 1) / 2 - mean) / std
+    return normalise((pixels + 1) / 2)
 
 
 class Checkpoints:
@@ -350,12 +341,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add ``timelab tinyworld train`` and ``timelab tinyworld measure`` to the command line."""
-    from . import MODEL_DIR, measure
-
-    tinyworld = subparsers.add_parser("tinyworld", help="the TinyWorld synthetic world and model")
-    commands = tinyworld.add_subparsers(dest="tinyworld_command", required=True, metavar="ACTION")
+def register(commands) -> argparse.ArgumentParser:
+    """Add ``timelab tinyworld train`` to the ``timelab tinyworld`` commands."""
     parser = commands.add_parser("train", help="train TinyWorld from a seed and save the pipeline folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
@@ -367,8 +354,9 @@ def register(subparsers) -> None:
                             help=f"override the text tower's {size.split('_')[1]} (default {getattr(components.Sizes(), size)})")
     parser.add_argument("--clip-twins", type=float, default=None,
                         help="share of two-object CLIP pairs joined in the batch by their binding twin (default 0)")
-    parser.add_argument("--out", type=Path, default=MODEL_DIR, help=f"output folder (default {MODEL_DIR})")
+    parser.add_argument("--out", type=Path, required=True,
+                        help=f"output folder (the shipped model is {MODEL_DIR.relative_to(MODEL_DIR.parents[2])})")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.set_defaults(run=_run)
-    measure.register(commands)
+    return parser

@@ -13,22 +13,25 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from diffusers import StableDiffusionPipeline
 from tqdm.auto import tqdm
 
-from ..evaluation.edits import evaluate_edit_item
-from ..evaluation.items import edit_items
-from ..evaluation.judges import OracleJudgeAdapter, tinyworld_clip_judge
-from ..evaluation.metrics import METRICS, item_score, kept_score
-from ..generation import GenerationSettings, generate
-from . import MODEL_DIR, STEPS, spec
-from .captions import describe
-from .judge import OracleJudge, find, shares, shows
+from ...editing.solver import PAPER_LAMBDA
+from ...generation import GenerationSettings, generate
+from ...tinyworld import MODEL_DIR, STEPS, spec
+from ...tinyworld.captions import describe
+from ...tinyworld.judge import OracleJudge, checks, find, shares, shows
+from ..edits import evaluate_edit_item
+from ..metrics import METRICS, item_score, kept_score
+from .items import edit_items
 from .localisation import localisation
+from .model_card import Figures, write_model_card
+from .oracle import OracleJudgeAdapter, tinyworld_clip_judge
 
 GUIDANCE = 7.5
 UNGUIDED = 1.0
@@ -77,19 +80,14 @@ def judged_records(pipe, judge: OracleJudge, prompts: Sequence[str], seeds: Sequ
 
 def agreement(prompts: Sequence[str], records: Sequence[Sequence[dict]]) -> dict:
     """Share of images showing the whole prompt, and per stated attribute the share of its objects
-    (or images, for ``background`` and ``objects``: the number of objects) that have it."""
+    (or images, for ``background`` and ``objects``: the number of objects) that have it
+    (:func:`timelab.tinyworld.judge.checks`)."""
     whole, by_attribute = [], {}
     for prompt, images in zip(prompts, records):
-        wanted = describe(prompt)
         for record in images:
             whole.append(shows(record, prompt))
-            by_attribute.setdefault("objects", []).append(len(record["objects"]) == len(wanted.objects))
-            if wanted.background:
-                by_attribute.setdefault("background", []).append(record["background"] == wanted.background)
-            for thing in wanted.objects:
-                seen = find(record, thing["kind"]) or {}
-                for attribute, value in thing.items():
-                    by_attribute.setdefault(attribute, []).append(seen.get(attribute) == value)
+            for attribute, _, holds in checks(record, prompt):
+                by_attribute.setdefault(attribute, []).append(holds)
     return {"all": float(np.mean(whole)), "images": len(whole),
             "by_attribute": {a: float(np.mean(v)) for a, v in by_attribute.items()}}
 
@@ -111,21 +109,6 @@ class RecordingJudge:
         return exact
 
 
-@dataclass
-class Figures:
-    seeds: int
-    steps: int
-    guidance: float
-    one_object: dict = field(default_factory=dict)      # agreement() of fully stated one-object prompts
-    two_objects: dict = field(default_factory=dict)     # the same for two-object prompts
-    named_colours: dict[str, float] = field(default_factory=dict)  # "a ... red square ..." -> share red
-    colour_priors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # guidance -> kind -> shares
-    size_priors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    attention: dict = field(default_factory=dict)
-    time: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-
 def measure_time(pipe, clip_judge, seeds: list[int], validation_seeds: list[int],
                  settings: GenerationSettings, progress: bool = True) -> dict:
     """TIME on the edit items: lambda chosen on the validation split (every other item, from the first),
@@ -145,7 +128,7 @@ def measure_time(pipe, clip_judge, seeds: list[int], validation_seeds: list[int]
     clip = RecordingJudge(OracleJudgeAdapter(), clip_judge)
     rows = []
     for item in tqdm(test, desc="TIME, test items", disable=not progress):
-        record = evaluate_edit_item(pipe, clip, item, seeds, sorted({0.1, chosen}), settings)
+        record = evaluate_edit_item(pipe, clip, item, seeds, sorted({PAPER_LAMBDA, chosen}), settings)
         for row in record["rows"]:
             entry = {"item": f"{item.source} -> {item.destination}", "model": row["model"], "lamb": row["lamb"]}
             entry.update({m: item_score(row[m]) for m in METRICS})
@@ -193,10 +176,6 @@ def measure(pipe, clip_judge, n_seeds: int = 32, steps: int = STEPS, guidance: f
 
 
 def _run(args: argparse.Namespace) -> int:
-    from diffusers import StableDiffusionPipeline
-
-    from .model_card import write_model_card
-
     model = Path(args.model)
     pipe = StableDiffusionPipeline.from_pretrained(model, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
@@ -209,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands) -> None:
+def register(commands) -> argparse.ArgumentParser:
     """Add ``timelab tinyworld measure`` (called by ``training.register``)."""
     parser = commands.add_parser("measure", help="judge the model over seeds and write its model card")
     parser.add_argument("--model", default=str(MODEL_DIR), help="pipeline folder (default: the shipped one)")
@@ -217,3 +196,4 @@ def register(commands) -> None:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--guidance", type=float, default=GUIDANCE)
     parser.set_defaults(run=_run)
+    return parser

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..attention import AttentionRecorder, token_labels
-from ..generation import GenerationSettings, generate
-from .captions import describe
-from .judge import OracleJudge, shows
+from ...attention import AttentionRecorder, token_labels
+from ...generation import GenerationSettings, generate
+from ...tinyworld.captions import describe
+from ...tinyworld.judge import OracleJudge, shows
 
 
 def cover(mask: np.ndarray, resolution: int) -> np.ndarray:

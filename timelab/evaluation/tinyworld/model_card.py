@@ -4,14 +4,30 @@ training summary only: no number in it is typed by hand."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..files import write_text_atomic
-from . import spec
-from .measure import Figures
+from ...files import write_text_atomic
+from ...tinyworld import spec
+
+
+@dataclass
+class Figures:
+    """What ``timelab tinyworld measure`` found: every number the model card shows."""
+
+    seeds: int
+    steps: int
+    guidance: float
+    one_object: dict = field(default_factory=dict)      # agreement() of fully stated one-object prompts
+    two_objects: dict = field(default_factory=dict)     # the same for two-object prompts
+    named_colours: dict[str, float] = field(default_factory=dict)  # "a ... red square ..." -> share red
+    colour_priors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # guidance -> kind -> shares
+    size_priors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    attention: dict = field(default_factory=dict)
+    time: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def _pct(x: float) -> str:

@@ -15,17 +15,19 @@ from functools import partial
 from pathlib import Path
 from typing import Sequence
 
-from . import items as tinyworld_items
+from ..editing.solver import PAPER_LAMBDA
+from ..generation import GenerationSettings
+from ..models import TINYWORLD, load_pipeline
+from ..tinyworld import CLIP_FOLDER, MODEL_DIR, STEPS
 from .bias import DEFAULT_LAMBDAS, DEFAULT_REFINE, evaluate_bias_item
 from .edits import Editor, evaluate_edit_item
 from .formats import GENDER_VALUES, BiasItem, EditItem, read_items
-from ..generation import GenerationSettings
-from .judges import DEFAULT_CLIP, ClipJudge, Judge, OracleJudgeAdapter
-from ..models import TINYWORLD
+from .judges import DEFAULT_CLIP, ClipJudge, Judge
 from .report import write_report
 from .runner import process_state, run_items
 from .timed import TIMED_SETS, load_timed
-from ..tinyworld import CLIP_FOLDER, MODEL_DIR, STEPS
+from .tinyworld import items as tinyworld_items
+from .tinyworld.oracle import OracleJudgeAdapter
 
 DATASETS = ["tinyworld", "tinyworld-bias"] + [f"timed-{name}" for name in TIMED_SETS]
 
@@ -104,7 +106,7 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
         raise ValueError("no items to evaluate")
     seeds = seed_list(seeds)
     bias = isinstance(items[0], BiasItem)
-    lambdas = [float(x) for x in (lambdas or (DEFAULT_LAMBDAS if bias else (0.1,)))]
+    lambdas = [float(x) for x in (lambdas or (DEFAULT_LAMBDAS if bias else (PAPER_LAMBDA,)))]
     config = {"kind": "bias" if bias else "edits", "seeds": seeds, "lambdas": lambdas,
               "settings": sampling(settings), **(tags or {})}
     if bias:
@@ -141,8 +143,6 @@ def run_eval(model: str, dataset: str, output: str | os.PathLike, seeds: int | S
              values: Sequence[str] = GENDER_VALUES) -> list[dict]:
     """Load model, items and judge by name, :func:`evaluate`, then write and print the report. The judge
     and sampler settings left ``None`` come from the model's :data:`MODEL_DEFAULTS` entry."""
-    from timelab import load_pipeline
-
     items = load_dataset(dataset, timed_dir, download, values)
     defaults = model_defaults(model)
     judge = judge or defaults.judge

@@ -1,7 +1,7 @@
 """TinyWorld item sets in TIMED's formats, generated from the world spec and its caption grammar.
 
 Every prompt is written by the grammar's own ``caption`` (so ``describe`` reads it back) and every pair
-differs in exactly one stated attribute of one object (:func:`added_attribute` finds it): that is what
+differs in exactly one stated attribute of one object (:func:`~timelab.evaluation.tinyworld.attributes.added_attribute` finds it): that is what
 the judge reads for the pair. Each item's prompts differ from one another, and each differs from the
 prompts TIME tunes on: the source alone and with its augmentation prefixes ("a photo of ", "an image of ",
 "a picture of ", which are all the grammar's prefixes), so a prefix appears only combined with other words.
@@ -37,7 +37,7 @@ the attributes kept), not against 100%.
 
 Efficacy, generality and specificity read one attribute per pair; whatever else an edit moves (sizes,
 positions, backgrounds, the neighbour's colour) is measured by the attributes kept
-(:mod:`timelab.evaluation.edits`), which every prompt above also feeds.
+(:mod:`timelab.evaluation.tinyworld.attributes`), which every prompt above also feeds.
 
 **Bias set** (:func:`bias_items`): for every kind whose colour prior is a two-way split (the cross:
 purple 75 / yellow 25), "a K" -> "a <minority colour> K", tuned on "a photo of a K" (as the paper tunes
@@ -48,11 +48,10 @@ usual colour is neither of the two, so the neighbour is not mistaken for the jud
 
 from __future__ import annotations
 
-from timelab.tinyworld import spec
-from timelab.tinyworld.captions import caption, describe
-from timelab.tinyworld.render import Scene, Thing
-
-from .formats import BiasItem, EditItem
+from ...tinyworld import spec
+from ...tinyworld.captions import caption
+from ...tinyworld.render import Scene, Thing
+from ..formats import BiasItem, EditItem
 
 RARE = 0.05  # a colour is "rare" for a kind when the kind shows it at most this often unprompted
 
@@ -87,25 +86,6 @@ def prompt(kind: str, colour: str | None = None, size: str | None = None, positi
     if background is not None:
         per_object = [s | {"background"} for s in per_object]
     return caption(Scene(things, background or "white"), per_object, prefix, order=None if first else [1, 0])
-
-
-def added_attribute(prompt_text: str, form: str) -> tuple[str, str, str]:
-    """``(kind, attribute, value)``: the one attribute that ``form`` states and ``prompt_text`` does not.
-
-    ``added_attribute("a circle on the left", "a blue circle on the left")`` is
-    ``("circle", "colour", "blue")``. Raises ``ValueError`` unless the two name the same objects and the
-    same background and differ in exactly that one added attribute.
-    """
-    a, b = describe(prompt_text), describe(form)
-    kinds = [o["kind"] for o in a.objects]
-    if kinds != [o["kind"] for o in b.objects] or a.background != b.background:
-        raise ValueError(f"{prompt_text!r} and {form!r} must name the same objects and background")
-    added = [(o["kind"], name, value) for before, o in zip(a.objects, b.objects)
-             for name, value in o.items() if name not in before]
-    changed = [o["kind"] for before, o in zip(a.objects, b.objects) if any(before[k] != o.get(k) for k in before)]
-    if len(added) != 1 or changed:
-        raise ValueError(f"{form!r} must be {prompt_text!r} with exactly one attribute added")
-    return added[0]
 
 
 def rare_colours(kind: str) -> list[str]:
