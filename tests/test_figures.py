@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from timelab.viz import FIGURES_ENV, save_figure
+from timelab.figures import FIGURES_ENV, save_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 

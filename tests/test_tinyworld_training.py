@@ -288,9 +288,11 @@ def test_cli_trains_end_to_end_from_its_arguments(tmp_path, monkeypatch, capsys)
     assert summary["config"] == as_json(expected), "the preset, with the arguments given"
     command = summary["command"]
     assert command.startswith("timelab tinyworld train ")
-    for part in ("--seed 5", "--preset small", "--vae-steps 3", "--device cpu", "--threads 1"):
+    for part in ("--seed 5", "--preset small", "--vae-steps 3", "--device cpu", "--threads 1", f"--out {out}"):
         assert part in command, (part, command)
     assert "--clip-steps" not in command and "--unet-steps" not in command
+    with pytest.raises(SystemExit):  # no default folder inside the installed package: --out is required
+        main(["tinyworld", "train", "--preset", "small"])
     assert not (tmp_path / "cli.training").exists()
     # The arguments reached training: the very weights train() gives for that configuration.
     train(expected, tmp_path / "reference")

@@ -1,9 +1,8 @@
 """Small helpers shared by the course notebooks: which model to run on, and exercise checks.
 
 Every notebook's parameters cell reads ``MODEL = os.environ.get("TIMELAB_MODEL", default_model())``:
-Stable Diffusion 1.4 when a GPU is present, TinyWorld otherwise (and, while the TinyWorld weights are
-not shipped, the tiny random-weight SD 1.x pipeline of :mod:`timelab.testing`, which runs everything
-but draws noise); then ``timelab.load_pipeline(MODEL)`` loads it.
+Stable Diffusion 1.4 when a GPU is present, TinyWorld (shipped with the package) otherwise; then
+``timelab.load_pipeline(MODEL)`` loads it.
 """
 
 from __future__ import annotations
@@ -11,25 +10,15 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-import torch
-
-from .models import SD14, TINY_RANDOM, TINYWORLD
+from .devices import gpu_available
+from .models import SD14, TINYWORLD
 
 MODEL_ENV = "TIMELAB_MODEL"
 
 
-def tinyworld_available() -> bool:
-    """Whether the trained TinyWorld model is shipped with this copy of timelab."""
-    from .tinyworld import MODEL_DIR
-
-    return (MODEL_DIR / "model_index.json").is_file()
-
-
 def default_model() -> str:
-    """SD 1.4 on a GPU; TinyWorld on a CPU (the tiny random pipeline if TinyWorld is not shipped)."""
-    if torch.cuda.is_available():
-        return SD14
-    return TINYWORLD if tinyworld_available() else TINY_RANDOM
+    """SD 1.4 on a GPU, TinyWorld on a CPU."""
+    return SD14 if gpu_available() else TINYWORLD
 
 
 def pick_model() -> str:

@@ -1,43 +1,21 @@
-"""Matplotlib figures for timelab, and the one helper that saves them.
+"""Matplotlib figures for timelab: image grids, attention heatmaps and overlays, before/after panels.
 
-Every figure the notebooks, the demo or the benchmarks write goes through :func:`save_figure`: into the
-folder the caller names, else ``$TIMELAB_FIGURES_DIR``, else ``./figures`` of the working directory.
-The tests point the variable at a temporary folder; ``make figures`` points it at the project's
-``figures/`` to regenerate the committed figures. Importing this module leaves matplotlib's backend alone.
+Every figure the notebooks, the demo or the benchmarks write goes through
+:func:`timelab.figures.save_figure` (importable from here too): into the folder the caller names, else
+``$TIMELAB_FIGURES_DIR``, else ``./figures`` of the working directory. The tests point the variable at
+a temporary folder; ``make figures`` points it at the project's ``figures/`` to regenerate the
+committed figures.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .files import atomic_path
-
-FIGURES_ENV = "TIMELAB_FIGURES_DIR"
-
-
-def figures_dir(folder: str | os.PathLike | None = None) -> Path:
-    """``folder`` if given, else ``$TIMELAB_FIGURES_DIR``, else ``./figures`` (created if missing)."""
-    chosen = Path(folder) if folder is not None else Path(os.environ.get(FIGURES_ENV) or "figures")
-    chosen.mkdir(parents=True, exist_ok=True)
-    return chosen.resolve()
-
-
-def save_figure(fig: matplotlib.figure.Figure, name: str, folder: str | os.PathLike | None = None,
-                dpi: int = 120) -> Path:
-    """Save ``fig`` as ``<figures_dir(folder)>/<name>`` (``.png`` added when no suffix), atomically."""
-    if not name or Path(name).name != name:
-        raise ValueError(f"figure name must be a plain file name like 'demo.png', got {name!r}")
-    path = figures_dir(folder) / (name if Path(name).suffix else name + ".png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    return path
-
+from .figures import save_figure  # noqa: F401  (the notebooks' one import for figures)
 
 def to_numpy_image(image) -> np.ndarray:
     """A PIL image, HxWx3 array in [0, 1] or [0, 255], or 3xHxW tensor as an HxWx3 float array."""
@@ -176,14 +154,6 @@ def attention_heatmap_row(maps, labels, limits: tuple[np.ndarray, np.ndarray] | 
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
-
-
-def attention_overlay(image, maps, labels, limits: tuple[np.ndarray, np.ndarray] | None = None,
-                      stretch: bool = False, alpha: float = 0.6, title: str | None = None,
-                      cmap: str = "magma") -> matplotlib.figure.Figure:
-    """The generated image, then each token's map drawn over it (see :func:`attention_heatmap_row`)."""
-    return attention_heatmap_row(maps, labels, limits=limits, stretch=stretch, image=image, alpha=alpha,
-                                 title=title, cmap=cmap)
 
 
 def attention_before_after(images: Sequence, maps: Sequence, labels, overlay: bool = False,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .edit_format import save_edit
 from .keys import edit_pairs, keys_and_aligned_states
 from .settings import EditSettings
 
@@ -148,9 +149,7 @@ class Edit:
         self.undo()
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the edited matrices and metadata as a safetensors edit file (see :mod:`.edit_file`)."""
-        from .edit_file import save_edit
-
+        """Write the edited matrices and metadata as a safetensors edit file (see :mod:`.edit_format`)."""
         return save_edit(self, path)
 
     def __repr__(self) -> str:

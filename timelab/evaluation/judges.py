@@ -12,8 +12,6 @@ Loading a judge never loads the text-to-image model.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
+from ..figures import save_figure
 from ..files import write_text_atomic
 from .metrics import (
     METRICS, Estimate, delta, item_score, per_prompt_delta, summarize_bias, summarize_edits, summarize_kept,
@@ -20,6 +20,14 @@ UNCERTAINTY = {
     "items": "± the standard error of the mean over items",
     "images": "[low, high] Wilson's 95% score interval over the item's images (hits pooled over prompts and seeds)",
 }
+
+
+def _pyplot():
+    """``matplotlib.pyplot``, imported when a figure is first drawn: pyplot picks a backend when it is
+    imported, and importing :mod:`timelab.evaluation` must leave the caller's matplotlib as it was."""
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def _percent(e: Estimate) -> str:
@@ -104,7 +112,7 @@ def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = "", kept:
     error bars as in :func:`edits_table`. ``kept`` (:func:`summarize_kept`) adds attributes kept against
     lambda (no error bars: it has no interval)."""
     edited = sorted((label for label in summary if label.startswith("TIME")), key=_row_order)
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(6.0, 3.6))
     colours = dict(zip(METRICS, ("tab:blue", "tab:orange", "tab:green")))
     if len(edited) > 1:
         lambdas = [_row_order(label)[1] for label in edited]
@@ -140,7 +148,7 @@ def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = "", kept:
 def bias_figure(records: Sequence[dict], title: str = ""):
     """Left: the validation share p against lambda for each item's search (star: chosen; dashed: 1/2).
     Right: each held-out prompt's share before (hollow) and after (filled) the edit."""
-    fig, (search, held) = plt.subplots(1, 2, figsize=(10.0, 3.6), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig, (search, held) = _pyplot().subplots(1, 2, figsize=(10.0, 3.6), gridspec_kw={"width_ratios": [1, 1.2]})
     row = 0
     for r in records:
         lambdas, shares = zip(*r["search"])
@@ -174,7 +182,6 @@ def write_report(output: str | os.PathLike, figure: str | None = None) -> str:
     """Render the results file ``output``: its table (returned) and the command that made it into a
     Markdown summary beside it, its figure through :func:`timelab.viz.save_figure` (default name
     ``eval_<output stem>.png``)."""
-    from timelab.viz import save_figure
 
     config, records = read_run(output)
     if not records:
@@ -186,7 +193,7 @@ def write_report(output: str | os.PathLike, figure: str | None = None) -> str:
         summary, kept = summarize_edits(records), summarize_kept(records)
         table, fig = edits_table(summary, kept), edits_figure(summary, title, kept)
     figure_path = save_figure(fig, figure or f"eval_{Path(output).stem}.png")
-    plt.close(fig)
+    _pyplot().close(fig)
     text = (f"# {Path(output).name}\n\n{table}\n\n{reproduce(config, output)}"
             f"Figure: `{figure_path.name}` (figures folder). Settings: `{config}`\n")
     write_text_atomic(Path(output).with_suffix(".md"), text)

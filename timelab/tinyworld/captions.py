@@ -142,6 +142,15 @@ class Description:
     background: str | None = None
 
 
+BACKGROUND_PHRASE = re.compile(r"\bon an? (\w+) background\b")  # how the grammar states a background
+
+
+def without_background(prompt: str) -> str:
+    """The prompt with its background phrase (if any) left out: ``"a circle on a black background"`` ->
+    ``"a circle"``."""
+    return re.sub(r"\s+", " ", BACKGROUND_PHRASE.sub("", prompt)).strip()
+
+
 def unknown_words(prompt: str) -> list[str]:
     """Words of ``prompt`` that TinyWorld's grammar never writes, in order of appearance."""
     known = set(FILLER).union(*VOCABULARY.values())
@@ -161,7 +170,7 @@ def describe(prompt: str) -> Description:
                          f"{sorted(set(all_words()))}")
     text = prompt.lower()
     description = Description()
-    match = re.search(r"\bon an? (\w+) background\b", text)
+    match = BACKGROUND_PHRASE.search(text)
     if match:
         if match.group(1) not in spec.BACKGROUNDS:
             raise ValueError(f"{prompt!r}: {match.group(1)!r} is not a background; say 'on a white background' "

@@ -335,7 +335,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.clip_twins is not None:
         overrides += f" --clip-twins {args.clip_twins}"
     summary["command"] = (f"timelab tinyworld train --seed {args.seed} --preset {args.preset}{overrides} "
-                          f"--device {args.device} --threads {torch.get_num_threads()}")
+                          f"--device {args.device} --threads {torch.get_num_threads()} --out {args.out}")
     (Path(args.out) / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"trained in {summary['train_seconds'] / 60:.1f} minutes: {args.out}")
     return 0

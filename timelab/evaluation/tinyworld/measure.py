@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ...editing.solver import PAPER_LAMBDA
 from ...generation import GenerationSettings, generate
 from ...tinyworld import MODEL_DIR, STEPS, spec
-from ...tinyworld.captions import describe
+from ...tinyworld.captions import describe, without_background
 from ...tinyworld.judge import OracleJudge, checks, find, shares, shows
 from ..edits import evaluate_edit_item
 from ..metrics import METRICS, item_score, kept_score
@@ -69,7 +69,7 @@ def stated_two_objects() -> list[str]:
 
 def positions_stated(prompts: Sequence[str]) -> list[str]:
     """The prompts without their background: what attention localisation reads (objects and positions)."""
-    return [p.split(" on a ")[0] for p in prompts]
+    return [without_background(p) for p in prompts]
 
 
 def judged_records(pipe, judge: OracleJudge, prompts: Sequence[str], seeds: Sequence[int],

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...files import write_text_atomic
 from ...tinyworld import spec
+from ...tinyworld.captions import describe
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _time_section(time_: dict) -> list[str]:
         groups.setdefault(_label(row), []).append(row)
     n_items = len({row["item"] for row in time_["rows"]})
     lines = [
-        f"**TIME** on the TinyWorld edit items (`timelab.evaluation.items`): lambda chosen on a validation split "
+        f"**TIME** on the TinyWorld edit items (`timelab.evaluation.tinyworld.items`): lambda chosen on a validation split "
         f"({len(time_['validation_items'])} items: {', '.join(time_['validation_items'])}) as the best mean of "
         f"efficacy, generality, specificity and attributes kept ({grid}): **{time_['chosen_lamb']:g}**. Measured on "
         f"the other {n_items} items, averaged over items. Attributes kept: per judged prompt and per attribute the "
@@ -148,7 +149,8 @@ def model_card(figures: Figures, training: dict, command: str) -> str:
         "| kind | " + " | ".join(spec.COLOURS) + " |", "|---|" + "---|" * len(spec.COLOURS),
     ]
     for kind in spec.KINDS:
-        row = {p.split()[2]: v for p, v in figures.named_colours.items() if p.split()[3] == kind}
+        row = {thing["colour"]: v for p, v in figures.named_colours.items() for thing in describe(p).objects
+               if thing["kind"] == kind}
         lines.append(f"| {kind} | " + _shares(row, spec.COLOURS) + " |")
     lines += [
         "", f"**Planted priors** (\"a KIND\": share of each colour at guidance {g}, then unguided; planted share "
