@@ -12,7 +12,7 @@ from timelab.evaluation import (
     BiasItem, EditItem, delta, evaluate_bias_item, evaluate_edit_item, item_score, search_lambda,
     summarize_bias, summarize_edits,
 )
-from timelab.evaluation.metrics import Estimate, per_seed, summarize_kept, wilson
+from timelab.evaluation.metrics import Estimate, RowLabel, per_seed, summarize_kept, wilson
 
 
 def test_item_score_averages_prompts_per_seed_then_seeds():
@@ -178,12 +178,12 @@ def test_report_tables_show_the_hand_computed_numbers():
     def over_items(mean, sem):
         return Estimate(mean, mean - sem, mean + sem, sem)
 
-    summary = {"oracle": {m: over_items(1.0, 0.0) for m in ("efficacy", "generality", "specificity")},
-               "TIME (lambda=10)": {"efficacy": over_items(0.5, 0.125), "generality": over_items(0.25, 0.0),
-                                    "specificity": over_items(1.0, 0.0)},
-               "TIME (lambda=0.1)": {"efficacy": over_items(0.875, 0.0), "generality": over_items(0.5, 0.0),
-                                     "specificity": over_items(0.9, 0.0)},
-               "unedited": {m: over_items(0.0, 0.0) for m in ("efficacy", "generality", "specificity")}}
+    summary = {RowLabel("oracle"): {m: over_items(1.0, 0.0) for m in ("efficacy", "generality", "specificity")},
+               RowLabel("TIME", 10.0): {"efficacy": over_items(0.5, 0.125), "generality": over_items(0.25, 0.0),
+                                        "specificity": over_items(1.0, 0.0)},
+               RowLabel("TIME", 0.1): {"efficacy": over_items(0.875, 0.0), "generality": over_items(0.5, 0.0),
+                                       "specificity": over_items(0.9, 0.0)},
+               RowLabel("unedited"): {m: over_items(0.0, 0.0) for m in ("efficacy", "generality", "specificity")}}
     lines = edits_table(summary).splitlines()
     rows = lines[2:6]
     assert [r.split(" | ")[0] for r in rows] == ["| unedited", "| TIME (lambda=0.1)", "| TIME (lambda=10)", "| oracle"]

@@ -20,6 +20,7 @@ import torch
 
 from .devices import pick_device
 from .quiet import quiet_loading
+from .tinyworld import MODEL_DIR
 
 TINYWORLD = "tinyworld"
 SD14 = "CompVis/stable-diffusion-v1-4"
@@ -35,7 +36,7 @@ RANDOM_MODELS = {
 
 
 def _random_pipeline(name: str):
-    from . import testing
+    from . import testing  # builds with diffusers and transformers: loaded on first use, not by `import timelab`
 
     builder, flavour = RANDOM_MODELS[name]
     return getattr(testing, builder)(flavour) if flavour else getattr(testing, builder)()
@@ -70,8 +71,6 @@ def _from_pretrained(name_or_path: str, dtype: torch.dtype):
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     if name_or_path == TINYWORLD:
-        from .tinyworld import MODEL_DIR
-
         return StableDiffusionPipeline.from_pretrained(MODEL_DIR, dtype=dtype, local_files_only=True)
     extra = {"safety_checker": None, "requires_safety_checker": False}
     try:

@@ -17,11 +17,10 @@ import threading
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-import numpy as np
 
 from .editing.solver import PAPER_LAMBDA
 from .lab import LabControls, LabSession, LabView, numbers_text, report_rows, share_text
-from .viz import attention_before_after, image_grid
+from .viz import attention_before_after, image_grid, image_strips
 
 
 def figure_png(fig) -> bytes:
@@ -46,31 +45,7 @@ def images_figure(view: LabView):
                                for kind, pair in p.shares.items()) if view.edited else ""
             label = textwrap.fill(p.prompt, 26) + "\n" if side == 0 else ""
             labels.append(f"{label}{('original', 'edited')[side]}" + (f"\n{shares}" if shares else ""))
-    return seed_rows_figure(rows, labels, view.seeds)
-
-
-def seed_rows_figure(rows, labels, seeds, gap: int = 2):
-    """Rows of images ``(seeds, H, W, 3)``, each row drawn as one strip (one axes a row keeps the figure
-    quick to draw: 64 small images in 8 axes, not 64), labelled on the left, seeds on top."""
-    height, width = rows[0].shape[1:3]
-    pitch = width + gap
-    fig, axes = plt.subplots(len(rows), 1, figsize=(0.55 * len(seeds) + 2.2, 0.62 * len(rows) + 0.4), squeeze=False)
-    for r, (images, label) in enumerate(zip(rows, labels)):
-        strip = np.ones((height, pitch * len(images) - gap, 3), dtype=np.float32)
-        for i, image in enumerate(images):
-            strip[:, i * pitch:i * pitch + width] = np.clip(image, 0, 1)
-        ax = axes[r][0]
-        ax.imshow(strip, interpolation="nearest")
-        ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
-        ax.set_xticks([i * pitch + width / 2 for i in range(len(images))] if r == 0 else [])
-        if r == 0:
-            ax.set_xticklabels([f"seed {s}" for s in seeds], fontsize=7)
-            ax.xaxis.tick_top()
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    fig.subplots_adjust(left=0.3, right=0.99, top=0.93, bottom=0.01, hspace=0.12)
-    return fig
+    return image_strips(rows, labels, [f"seed {seed}" for seed in view.seeds])
 
 
 def report_html(view: LabView) -> str:

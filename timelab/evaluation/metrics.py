@@ -113,13 +113,31 @@ def per_prompt_delta(hits) -> float:
     return float(np.mean([delta(p) for p in as_hits(hits).mean(axis=1)]))
 
 
-def row_label(row: dict) -> str:
+class RowLabel(str):
+    """The display name of a result row (``unedited``, ``TIME (lambda=0.1)``, ``oracle``) that also keeps
+    the row's ``model`` and ``lamb``, so tables and figures order rows and read lambda without parsing text."""
+
+    model: str
+    lamb: float | None
+
+    def __new__(cls, model: str, lamb: float | None = None) -> "RowLabel":
+        label = super().__new__(cls, model if lamb is None else f"{model} (lambda={lamb:g})")
+        label.model, label.lamb = model, lamb
+        return label
+
+    @property
+    def order(self) -> tuple[int, float]:
+        """Where the row goes: unedited first, then the edited rows by lambda, the oracle last."""
+        return ({"unedited": 0, "oracle": 2}.get(self.model, 1), self.lamb or 0.0)
+
+
+def row_label(row: dict) -> RowLabel:
     """Display name of one result row: ``unedited``, ``oracle`` or ``TIME (lambda=0.1)``."""
-    return row["model"] if row.get("lamb") is None else f"{row['model']} (lambda={row['lamb']:g})"
+    return RowLabel(row["model"], row.get("lamb"))
 
 
-def summarize_edits(records: Sequence[dict]) -> dict[str, dict[str, Estimate]]:
-    """Per row label and metric, the :func:`estimate` over the items that have that row."""
+def summarize_edits(records: Sequence[dict]) -> dict[RowLabel, dict[str, Estimate]]:
+    """Per row label (:class:`RowLabel`) and metric, the :func:`estimate` over the items that have that row."""
     if not records:
         raise ValueError("no records to summarize")
     rows: dict[str, list[dict]] = {}

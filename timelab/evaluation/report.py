@@ -11,7 +11,7 @@ import numpy as np
 from ..figures import save_figure
 from ..files import write_text_atomic
 from .metrics import (
-    METRICS, Estimate, delta, item_score, per_prompt_delta, summarize_bias, summarize_edits, summarize_kept,
+    METRICS, Estimate, RowLabel, delta, item_score, per_prompt_delta, summarize_bias, summarize_edits, summarize_kept,
 )
 from .runner import read_run
 
@@ -36,14 +36,6 @@ def _percent(e: Estimate) -> str:
     return f"{100 * e.mean:.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
 
 
-def _row_order(label: str) -> tuple:
-    if label == "unedited":
-        return (0, 0.0)
-    if label == "oracle":
-        return (2, 0.0)
-    return (1, float(label.split("=")[1].rstrip(")")))
-
-
 def reproduce(config: dict, output) -> str:
     """The ``timelab eval`` command that (re)makes a run, when its header names model and dataset."""
     if "model" not in config or "dataset" not in config or config["seeds"] != list(range(len(config["seeds"]))):
@@ -66,13 +58,13 @@ KEPT_NOTE = ("Attributes kept (percent): per judged prompt and per attribute the
              "prompt's attributes, then over prompts (and items); no interval.")
 
 
-def edits_table(summary: dict[str, dict[str, Estimate]], kept: dict[str, dict] | None = None) -> str:
+def edits_table(summary: dict[RowLabel, dict[str, Estimate]], kept: dict[str, dict] | None = None) -> str:
     """Markdown table: one row per model row, metrics in percent (and, given ``kept`` from
     :func:`~timelab.evaluation.metrics.summarize_kept`, an "attributes kept" column, "-" for rows
     without); then a line saying what the intervals are."""
     columns = list(METRICS) + (["attributes kept"] if kept else [])
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    for label in sorted(summary, key=_row_order):
+    for label in sorted(summary, key=lambda label: label.order):
         cells = [_percent(summary[label][m]) for m in METRICS]
         if kept:
             cells.append(f"{100 * kept[label]['mean']:.1f}" if label in kept else "-")
@@ -107,15 +99,15 @@ def _error_bars(estimates: Sequence[Estimate]) -> list[list[float]]:
     return [[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]]
 
 
-def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = "", kept: dict[str, dict] | None = None):
+def edits_figure(summary: dict[RowLabel, dict[str, Estimate]], title: str = "", kept: dict[str, dict] | None = None):
     """Metric vs lambda (unedited and oracle as dashed lines) when several lambdas ran, else grouped bars;
     error bars as in :func:`edits_table`. ``kept`` (:func:`summarize_kept`) adds attributes kept against
     lambda (no error bars: it has no interval)."""
-    edited = sorted((label for label in summary if label.startswith("TIME")), key=_row_order)
+    edited = sorted((label for label in summary if label.lamb is not None), key=lambda label: label.order)
     fig, ax = _pyplot().subplots(figsize=(6.0, 3.6))
     colours = dict(zip(METRICS, ("tab:blue", "tab:orange", "tab:green")))
     if len(edited) > 1:
-        lambdas = [_row_order(label)[1] for label in edited]
+        lambdas = [label.lamb for label in edited]
         for metric in METRICS:
             estimates = [summary[label][metric] for label in edited]
             ax.errorbar(lambdas, [e.mean for e in estimates], yerr=_error_bars(estimates), marker="o", capsize=3,
@@ -129,7 +121,7 @@ def edits_figure(summary: dict[str, dict[str, Estimate]], title: str = "", kept:
         ax.set_xscale("log")
         ax.set_xlabel("lambda   (dotted: unedited, dashed: oracle)")
     else:
-        labels = sorted(summary, key=_row_order)
+        labels = sorted(summary, key=lambda label: label.order)
         width = 0.8 / len(METRICS)
         for k, metric in enumerate(METRICS):
             xs = [i + (k - 1) * width for i in range(len(labels))]
