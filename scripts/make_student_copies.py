@@ -6,6 +6,14 @@ bottom, each exercise reporting "not done yet". Outputs are cleared.
 
     python scripts/make_student_copies.py                 # notebooks/*.ipynb -> build/student/
     python scripts/make_student_copies.py NB.ipynb --out DIR
+    python scripts/make_student_copies.py --run           # ... and run each copy as a student would
+
+``--run`` executes every copy written, in its own kernel, with the folder it was written to as working
+directory (where a student opens it, so a path that works only from notebooks/ fails), and exits
+non-zero if a cell raised, an exercise stub did not report "not done yet" or a solution ran (a cell
+printed ": correct"). It takes as long as the notebooks themselves: a check before handing the copies
+out, not part of ``make test`` (tests/test_notebooks_support.py checks the copies without running them,
+and runs this on a small notebook).
 """
 
 from __future__ import annotations
@@ -18,8 +26,10 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "student"  # where a student opens the copies: they run with this folder as cwd
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
+NOT_DONE, SOLVED = "not done yet", ": correct"  # what timelab.notebook.check_exercise prints for a stub, an answer
 
 
 def tags(cell) -> list[str]:
@@ -54,23 +64,61 @@ def write_student_copy(source: Path, out_dir: Path) -> Path:
     return target
 
 
+def printed(cell) -> str:
+    """The text a code cell printed (its stream outputs)."""
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def run_student_copy(copy: Path, timeout: int = 600) -> list[str]:
+    """Execute the student copy at ``copy`` from its own folder, as a student opens it, and return what
+    went wrong (nothing: an empty list): the error a cell raised, an exercise stub that did not report
+    "not done yet", a cell that reported an exercise solved."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(copy, as_version=4)
+    problems = []
+    try:
+        NotebookClient(notebook, kernel_name="python3", timeout=timeout,
+                       resources={"metadata": {"path": str(copy.parent)}}).execute()
+    except CellExecutionError as error:
+        failed = next((i for i, c in enumerate(notebook.cells) if any(
+            o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        problems.append(f"{copy.name}: cell {failed} raised {getattr(error, 'ename', '')}: "
+                        f"{getattr(error, 'evalue', error)}")
+    for index, cell in enumerate(notebook.cells):
+        ran = cell.get("execution_count") is not None  # cells after an error do not run
+        if EXERCISE_TAG in tags(cell) and ran and NOT_DONE not in printed(cell):
+            problems.append(f"{copy.name}: exercise stub (cell {index}) did not report {NOT_DONE!r}")
+        if SOLVED in printed(cell):
+            problems.append(f"{copy.name}: cell {index} reported an exercise solved: a solution ran")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks to copy (default: every notebooks/*.ipynb with solutions)")
-    parser.add_argument("--out", type=Path, default=ROOT / "build" / "student",
+    parser.add_argument("--out", type=Path, default=OUT,
                         help="output folder (default: build/student, ignored by git)")
+    parser.add_argument("--run", action="store_true",
+                        help="then execute each copy from the output folder and report what went wrong")
     args = parser.parse_args(argv)
     sources = args.notebooks or [
         path for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
         if any(SOLUTION_TAG in tags(c) for c in nbformat.read(path, as_version=4).cells)
     ]
+    problems = []
     for source in sources:
         if not source.is_file():
             parser.error(f"no notebook at {source}")
         target = write_student_copy(source, args.out)
         print(f"{source.name}: student copy written to {target}")
-    return 0
+        if args.run:
+            found = run_student_copy(target)
+            print("\n".join(found) if found else f"{target.name}: ran from {args.out} to its exercise stubs")
+            problems += found
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

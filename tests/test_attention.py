@@ -208,13 +208,6 @@ def test_time_edit_moves_the_object_token_toward_the_destination(sd1):
         torch.testing.assert_close(all_maps(source), source_all, rtol=0, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def tinyworld():
-    from timelab import load_pipeline
-
-    return load_pipeline("tinyworld", device="cpu")
-
-
 def test_tinyworld_edit_moves_the_object_token_toward_the_destination(tinyworld):
     """TinyWorld (trained), "a circle" -> "a blue circle", first denoising step: the object token's map
     in the source prompt moves toward its aligned map in the destination prompt, and so, in every layer,

@@ -39,10 +39,14 @@ OBEYED, SCENE_OBEYED = 0.6, 0.3  # shares of images (see the module docstring fo
 EFFICACY, GENERALITY, LEAK = 0.6, 0.25, 0.25
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    torch.set_num_threads(1)  # the model is tiny; one thread is fastest on a busy machine
-    return timelab.load_pipeline("tinyworld", device="cpu")
+@pytest.fixture
+def pipe(tinyworld):
+    """The shared TinyWorld (conftest.py), drawn with one thread: the model is tiny, one thread is
+    fastest on a busy machine. The thread count is put back after the test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tinyworld
+    torch.set_num_threads(threads)
 
 
 def records(pipe, prompt: str) -> list[dict]:

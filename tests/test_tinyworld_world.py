@@ -35,24 +35,71 @@ PREFIXES = ("", "a photo of ", "an image of ", "a picture of ")
 USUAL_COLOUR = {"circle": "red", "square": "green", "triangle": "yellow", "cross": "purple"}
 
 
-def test_spec_holds_the_world_its_docstring_describes():
-    assert spec.IMAGE_SIZE == 32
-    assert spec.KINDS == KINDS and tuple(spec.COLOURS) == COLOURS and tuple(spec.SIZES) == SIZES
-    assert tuple(spec.BACKGROUNDS) == BACKGROUNDS and set(spec.POSITIONS) == set(SLOTS)
-    assert dict(spec.WHERE) == WHERE and spec.LAYOUTS == LAYOUTS and tuple(spec.PREFIXES) == PREFIXES
-    for kind, prior in spec.COLOUR_PRIOR.items():
-        assert sum(prior.values()) == pytest.approx(1.0) and spec.usual_colour(kind) == USUAL_COLOUR[kind]
-        assert set(prior) == set(COLOURS) and all(p >= 0 for p in prior.values())
-    assert spec.COLOUR_PRIOR["circle"]["red"] == 0.85 and spec.COLOUR_PRIOR["circle"]["blue"] == pytest.approx(0.0375)
-    assert dict(spec.COLOUR_PRIOR["cross"]) == {"red": 0, "green": 0, "blue": 0, "yellow": 0.25, "purple": 0.75}
+def docstring_words() -> dict[str, tuple[str, ...]]:
+    """The words ``spec``'s docstring lists: its attribute table (``kind  circle | square ...``) and the
+    quoted alternatives of its grammar's ``where`` and ``prefix`` rules."""
+    doc = spec.__doc__
+    table = dict(re.findall(r"^ {4}(kind|colour|size|position|background) +(\w+(?: \| \w+)*)", doc, re.M))
+    words = {attribute: tuple(values.split(" | ")) for attribute, values in table.items()}
+    for rule in ("where", "prefix"):
+        words[rule] = tuple(re.findall(r'"([^"]*)"', re.search(rf"^ +{rule} +:=(.*)$", doc, re.M).group(1)))
+    return words
+
+
+def test_the_spec_docstring_the_code_and_these_tests_name_the_same_world():
+    """The docstring is the readable specification, the code is what runs, and the tests below iterate
+    over this file's words: a value added to (or renamed in) one and not the others fails here."""
+    words = docstring_words()
+    assert set(words) == {"kind", "colour", "size", "position", "background", "where", "prefix"}, words
+    assert words["kind"] == spec.KINDS == KINDS
+    assert words["colour"] == tuple(spec.COLOURS) == COLOURS
+    assert words["size"] == tuple(spec.SIZES) == SIZES
+    assert words["background"] == tuple(spec.BACKGROUNDS) == BACKGROUNDS
+    assert words["position"] == tuple(spec.POSITIONS) == tuple(spec.WHERE) == SLOTS
+    assert words["where"] == tuple(spec.WHERE.values()) == tuple(WHERE[slot] for slot in SLOTS)
+    assert words["prefix"] == tuple(spec.PREFIXES) == PREFIXES
+    assert set(spec.MENTION) == set(spec.ATTRIBUTES) - {"kind"}, "the kind is always stated, the rest sometimes"
+    assert re.search(r"(\d+)x(\d+) pixels", spec.__doc__).groups() == (str(spec.IMAGE_SIZE),) * 2
+    assert all(len(set(layout)) == 2 and set(layout) <= set(SLOTS) - {"middle"} for layout in spec.LAYOUTS)
+
+
+def test_the_spec_priors_are_distributions_with_one_usual_value():
+    """Every prior is a distribution over exactly the spec's values; each kind's usual colour (the
+    docstring's) is strictly its most likely one; blue is nobody's usual colour and rare for every kind
+    (a clean edit destination); the cross splits between exactly two colours (the bias experiment);
+    only the square has a usual size. Rates of mention and phrasing are probabilities."""
+    for prior, values in ((spec.COLOUR_PRIOR, spec.COLOURS), (spec.SIZE_PRIOR, spec.SIZES)):
+        assert tuple(prior) == spec.KINDS
+        for kind, shares in prior.items():
+            assert tuple(shares) == tuple(values) and all(0 <= p <= 1 for p in shares.values()), (kind, shares)
+            assert sum(shares.values()) == pytest.approx(1.0), (kind, shares)
+    for kind, usual in USUAL_COLOUR.items():
+        prior = spec.COLOUR_PRIOR[kind]
+        assert spec.usual_colour(kind) == usual
+        assert all(prior[usual] > p for colour, p in prior.items() if colour != usual), (kind, dict(prior))
     assert max(p["blue"] for p in spec.COLOUR_PRIOR.values()) < 0.05, "blue is nobody's usual colour"
-    assert spec.SIZE_PRIOR["square"]["big"] == 0.85 and spec.usual_size("square") == "big"
-    assert all(spec.SIZE_PRIOR[k] == {"small": 0.5, "big": 0.5} and spec.usual_size(k) is None
-               for k in ("circle", "triangle", "cross"))
+    assert {c for c, p in spec.COLOUR_PRIOR["cross"].items() if p > 0} == {"purple", "yellow"}
+    assert {kind: spec.usual_size(kind) for kind in KINDS} == {"circle": None, "square": "big", "triangle": None,
+                                                              "cross": None}
+    assert all(len(set(spec.SIZE_PRIOR[k].values())) == 1 for k in KINDS if k != "square"), "small or big alike"
+    assert all(0 < p < 1 for p in spec.MENTION.values()) and 0 < spec.TWO_OBJECTS < 1
+    assert sum(spec.PREFIXES.values()) == pytest.approx(1.0) and 0 < spec.EMPTY_CAPTION_RATE < 1
     # The docstring's worked example: 86% of a red circle's captions leave out "red".
     p = spec.COLOUR_PRIOR["circle"]["red"]
     omit, say = 1 - spec.MENTION["colour"], spec.MENTION["colour"]
     assert omit * p / (omit * p + say / len(COLOURS)) == pytest.approx(0.86, abs=0.005)
+
+
+def test_the_spec_colours_are_far_apart_as_the_judge_sees_them():
+    """``spec.COLOURS``: "far apart from one another and from both backgrounds", measured in the oracle
+    judge's own unit: every colour is farther than its foreground threshold from both backgrounds (else
+    it would miss objects of that colour), and from every other colour (else it would confuse them)."""
+    threshold = OracleJudge().threshold
+    paints = {**spec.COLOURS, **spec.BACKGROUNDS}
+    assert all(0 <= v <= 1 for rgb in paints.values() for v in rgb) and len(paints) == len(COLOURS) + 2
+    for a, b in itertools.combinations(paints, 2):
+        if a in spec.COLOURS or b in spec.COLOURS:
+            assert math.dist(paints[a], paints[b]) > threshold, (a, b, math.dist(paints[a], paints[b]))
 
 
 # ---------------------------------------------------------------------------------------------------
