@@ -9,6 +9,7 @@ import torch
 from timelab import align_tokens, time_edit, viz
 from timelab.attention import AttentionRecorder, TokenSpan, map_shape, token_labels
 from timelab.editing import cross_attention_layers, encode_prompts
+from timelab.figures import FIGURES_ENV
 from timelab.testing import tiny_pipeline
 
 PROMPTS = ["a pack of roses", "a photo of a hippopotamus"]
@@ -371,7 +372,7 @@ def test_before_after_shares_one_scale_per_token(token_pair, tmp_path, monkeypat
         np.testing.assert_allclose(left, before[row - 1].numpy() / scale, rtol=1e-6)
         np.testing.assert_allclose(right, after[row - 1].numpy() / scale, rtol=1e-6)
         assert axes[row][0].get_ylabel() == span.label
-    monkeypatch.setenv(viz.FIGURES_ENV, str(tmp_path))
+    monkeypatch.setenv(FIGURES_ENV, str(tmp_path))
     assert viz.save_figure(fig, "before_after.png").is_file()
     stretched = viz.attention_before_after((image, image), (before, after), spans, stretch=True)
     axes = np.array(stretched.axes[:-1]).reshape(len(spans) + 1, 2)
@@ -389,7 +390,7 @@ def test_heatmap_row_and_overlay(token_pair):
     shown = [np.asarray(ax.images[0].get_array()) for ax in row.axes[: len(spans)]]
     for token_map, data in zip(maps, shown):
         np.testing.assert_allclose(data, token_map.numpy() / token_map.max().item(), rtol=1e-6)
-    overlay = viz.attention_overlay(image, maps, [s.label for s in spans])
+    overlay = viz.attention_heatmap_row(maps, [s.label for s in spans], image=image)
     first = overlay.axes[1]  # axes[0] is the bare image
     assert len(first.images) == 2 and first.images[1].get_extent() == first.images[0].get_extent()
     with pytest.raises(ValueError, match="one label per token map"):

@@ -46,7 +46,7 @@ def direct_drawing(pipe, prompt: str, seed: int):
 
 @pytest.fixture
 def lab(sd1_pipe):
-    return LabSession(sd1_pipe, PROMPTS, num_inference_steps=STEPS)
+    return LabSession(sd1_pipe, PROMPTS, settings=GenerationSettings(steps=STEPS))
 
 
 ROSES = LabControls("a pack of roses", "a pack of blue roses", lamb=0.1, seed=3)
@@ -363,10 +363,10 @@ class ColourByBrightness:
 
 
 def test_judged_shares_over_seeds(sd1_pipe):
-    probe = LabSession(sd1_pipe, ["a circle"], n_seeds=4, num_inference_steps=STEPS).view(seed=5)
+    probe = LabSession(sd1_pipe, ["a circle"], n_seeds=4, settings=GenerationSettings(steps=STEPS)).view(seed=5)
     cut = float(np.median([np.mean(im) for im in probe.prompts[0].images_after]))
     lab = LabSession(sd1_pipe, ["a circle", "a zebra"], judge=ColourByBrightness(cut), n_seeds=4,
-                     num_inference_steps=STEPS)
+                     settings=GenerationSettings(steps=STEPS))
     view = lab.apply(LabControls("a circle", "a blue circle", lamb=0.1, seed=5))
     assert view.ok and view.judged and view.seeds == [5, 6, 7, 8] and view.edited == ("circle", "colour", "blue")
     circle, zebra = view.prompts
@@ -407,7 +407,7 @@ def test_images_figure_draws_a_row_per_prompt_and_model_over_seeds(sd1_pipe):
 
     import matplotlib.pyplot as plt
 
-    view = LabSession(sd1_pipe, PROMPTS, n_seeds=3, num_inference_steps=STEPS).view(seed=1)
+    view = LabSession(sd1_pipe, PROMPTS, n_seeds=3, settings=GenerationSettings(steps=STEPS)).view(seed=1)
     fig = images_figure(view)
     try:
         assert len(fig.axes) == 2 * len(PROMPTS)

@@ -46,14 +46,11 @@ def test_pick_model_reads_the_environment(monkeypatch):
     assert notebook.pick_model() == "CompVis/stable-diffusion-v1-4"
 
 
-def test_default_model_on_a_cpu_is_tinyworld_when_shipped(monkeypatch, tmp_path):
-    import timelab.tinyworld
-
+def test_default_model_is_sd14_on_a_gpu_and_tinyworld_on_a_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(timelab.tinyworld, "MODEL_DIR", tmp_path)
-    assert notebook.default_model() == "tiny-random"
-    (tmp_path / "model_index.json").write_text("{}")
     assert notebook.default_model() == "tinyworld"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert notebook.default_model() == "CompVis/stable-diffusion-v1-4"
 
 
 def test_loading_changes_no_global_setting():
