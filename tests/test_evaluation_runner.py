@@ -14,7 +14,9 @@ from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, val
 
 from timelab.evaluation import evaluate, read_results, summarize_bias, summarize_edits, write_report
 from timelab.evaluation.tinyworld.items import edit_items
+from timelab.evaluation.experiment import sampling
 from timelab.evaluation.runner import part_files
+from timelab.generation import GenerationSettings
 
 ITEMS = edit_items()[:5]
 EDITOR = substitution_editor(lambda seed, lamb: seed % 2 == 0)
@@ -111,6 +113,15 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match="different run.*items"):
         evaluate(pipe, changed, output, ReadBackJudge(pipe), seeds=3, lambdas=[0.1], editor=EDITOR,
                  tags={"model": "fake"})
+
+
+def test_a_named_sampler_is_part_of_the_run_and_the_pipelines_own_is_what_old_runs_recorded():
+    """Headers written before ``sampler`` existed hold no such key; they must still match a run that names
+    none, and must not match one that names a sampler."""
+    old_header = {"steps": None, "guidance_scale": None, "height": None, "width": None}
+    assert sampling(GenerationSettings()) == old_header
+    assert sampling(GenerationSettings(batch_size=7)) == old_header
+    assert sampling(GenerationSettings(sampler="ddim")) == {**old_header, "sampler": "ddim"}
 
 
 def test_a_bias_run_writes_its_table_and_figure(tmp_path):

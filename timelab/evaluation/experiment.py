@@ -87,8 +87,12 @@ def seed_list(seeds: int | Sequence[int]) -> list[int]:
 
 
 def sampling(settings: GenerationSettings) -> dict:
-    """The settings that decide the images (batch size only decides speed, so a resumed run may change it)."""
-    return {k: v for k, v in asdict(settings).items() if k != "batch_size"}
+    """The settings that decide the images (batch size only decides speed, so a resumed run may change it).
+
+    ``sampler`` is written only when one is named: ``None`` (the pipeline's own scheduler) is what every
+    run recorded before the option existed, so their headers still match."""
+    return {k: v for k, v in asdict(settings).items()
+            if k != "batch_size" and not (k == "sampler" and v is None)}
 
 
 def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str | os.PathLike, judge: Judge,
