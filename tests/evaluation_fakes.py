@@ -11,11 +11,14 @@ from typing import Callable
 
 import numpy as np
 
+from timelab.schedulers import ddim
+
 
 class PromptPipe:
     """Draws a 2x2 image whose every pixel is the index of the prompt it shows in ``self.shown``."""
 
     def __init__(self) -> None:
+        self.scheduler = ddim()  # named in results headers, as a real pipeline's
         self.shown: list[str] = []
         self.rewrite: Callable[[str, int], str] | None = None
         self.calls = 0

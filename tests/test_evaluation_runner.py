@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, PNDMScheduler
 from evaluation_fakes import PromptPipe, ReadBackJudge, substitution_editor, value_editor
 
 from timelab.evaluation import evaluate, read_results, summarize_bias, summarize_edits, write_report
@@ -115,13 +116,20 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
                  tags={"model": "fake"})
 
 
-def test_a_named_sampler_is_part_of_the_run_and_the_pipelines_own_is_what_old_runs_recorded():
-    """Headers written before ``sampler`` existed hold no such key; they must still match a run that names
-    none, and must not match one that names a sampler."""
-    old_header = {"steps": None, "guidance_scale": None, "height": None, "width": None}
-    assert sampling(GenerationSettings()) == old_header
-    assert sampling(GenerationSettings(batch_size=7)) == old_header
-    assert sampling(GenerationSettings(sampler="ddim")) == {**old_header, "sampler": "ddim"}
+def test_the_header_names_the_sampler_that_drew_the_images():
+    """The pipeline's own scheduler is named when none is given (so runs drawn by another default never
+    resume each other); one with other options than a named sampler's is named by its class."""
+    pipe = PromptPipe()
+    assert sampling(pipe, GenerationSettings(batch_size=7)) == {
+        "steps": None, "guidance_scale": None, "height": None, "width": None, "sampler": "ddim"}
+    assert sampling(pipe, GenerationSettings(sampler="dpm-solver++"))["sampler"] == "dpm-solver++"
+    pipe.scheduler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                                 beta_schedule="scaled_linear", timestep_spacing="linspace")
+    assert sampling(pipe, GenerationSettings())["sampler"] == "dpm-solver++"
+    pipe.scheduler = DDIMScheduler(beta_schedule="scaled_linear")  # the final alpha set to one: not SD's DDIM
+    assert sampling(pipe, GenerationSettings())["sampler"] == "DDIMScheduler"
+    pipe.scheduler = PNDMScheduler()
+    assert sampling(pipe, GenerationSettings())["sampler"] == "PNDMScheduler"
 
 
 def test_a_bias_run_writes_its_table_and_figure(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
 from timelab import load_pipeline
 from timelab.generation import GenerationSettings, generate
@@ -51,6 +51,19 @@ def test_dpm_solver_is_the_diffusers_scheduler_on_the_pipelines_own_schedule(pip
                                           solver_order=2, timestep_spacing="linspace")
     np.testing.assert_array_equal(fast, direct(pipe, PROMPTS[0], 2, by_hand))
     assert not np.array_equal(fast, direct(pipe, PROMPTS[0], 2)), "DPM-Solver++ draws otherwise than DDIM"
+
+
+def test_ddim_means_stable_diffusions_ddim_whatever_scheduler_the_pipeline_ships(pipe):
+    """Named on a pipeline that ships DPM-Solver++ (as TinyWorld does), "ddim" still draws SD's DDIM."""
+    sd_ddim = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                            beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    own = pipe.scheduler
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(own.config)
+    try:
+        drawn = generate(pipe, PROMPTS[:1], [5], GenerationSettings(steps=STEPS, sampler="ddim"))[0, 0]
+    finally:
+        pipe.scheduler = own
+    np.testing.assert_array_equal(drawn, direct(pipe, PROMPTS[0], 5, sd_ddim))
 
 
 def test_the_scheduler_comes_back_after_an_error(pipe, monkeypatch):

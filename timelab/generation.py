@@ -14,17 +14,9 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
-# Samplers by name, each built from the pipeline's own noise schedule (its scheduler's config): DDIM, as
-# Stable Diffusion and TinyWorld ship, and DPM-Solver++ (2M, second order, multistep), which reaches the
-# same distribution in fewer steps (Lu et al., 2022), its timesteps spread from the noisiest (999) to 0.
-SAMPLERS = {
-    "ddim": lambda config: DDIMScheduler.from_config(config),
-    "dpm-solver++": lambda config: DPMSolverMultistepScheduler.from_config(
-        config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace", steps_offset=0),
-}
+from .schedulers import SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -58,8 +50,8 @@ class GenerationSettings:
 
 @contextmanager
 def sampler(pipe, name: str | None) -> Iterator[None]:
-    """Inside the block the pipeline samples with ``name`` (see :data:`SAMPLERS`) on its own noise
-    schedule; its scheduler is put back afterwards, also on errors. ``None`` changes nothing."""
+    """Inside the block the pipeline samples with ``name`` (see :data:`timelab.schedulers.SAMPLERS`) on its
+    own noise schedule; its scheduler is put back afterwards, also on errors. ``None`` changes nothing."""
     if name is None:
         yield
         return

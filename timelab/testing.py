@@ -17,7 +17,7 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLP
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from .clip_tokenizer import END_TOKEN, build_clip_tokenizer
-from .schedulers import sampling_scheduler
+from .schedulers import ddim
 
 Flavour = Literal["sd1", "sd2", "sdxl"]
 
@@ -91,7 +91,7 @@ def tiny_pipeline(flavour: Flavour = "sd1", seed: int = 0, bpe_path: str | os.Pa
 
 
 def _tiny_pipeline(flavour: Flavour, bpe_path: str | os.PathLike | None):
-    scheduler = sampling_scheduler()
+    scheduler = ddim()
     if flavour in ("sd1", "sd2"):
         width = TINY_TEXT_WIDTH[flavour]
         pad = END_TOKEN if flavour == "sd1" else "!"
@@ -165,5 +165,5 @@ def _sd14_shaped_pipeline(bpe_path: str | os.PathLike | None, vae_block_out_chan
     )
     return StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=build_clip_tokenizer(bpe_path), unet=unet,
-        scheduler=sampling_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        scheduler=ddim(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )

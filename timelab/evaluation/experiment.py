@@ -18,6 +18,7 @@ from typing import Sequence
 from ..editing.solver import PAPER_LAMBDA
 from ..generation import GenerationSettings
 from ..models import TINYWORLD, load_pipeline
+from ..schedulers import sampler_name
 from ..tinyworld import CLIP_FOLDER, MODEL_DIR, STEPS
 from .bias import DEFAULT_LAMBDAS, DEFAULT_REFINE, evaluate_bias_item
 from .edits import Editor, evaluate_edit_item
@@ -86,13 +87,11 @@ def seed_list(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
-def sampling(settings: GenerationSettings) -> dict:
-    """The settings that decide the images (batch size only decides speed, so a resumed run may change it).
-
-    ``sampler`` is written only when one is named: ``None`` (the pipeline's own scheduler) is what every
-    run recorded before the option existed, so their headers still match."""
-    return {k: v for k, v in asdict(settings).items()
-            if k != "batch_size" and not (k == "sampler" and v is None)}
+def sampling(pipe, settings: GenerationSettings) -> dict:
+    """The settings that decide the images, with the sampler named even when it is the pipeline's own
+    (batch size only decides speed, so a resumed run may change it)."""
+    chosen = {k: v for k, v in asdict(settings).items() if k != "batch_size"}
+    return {**chosen, "sampler": settings.sampler or sampler_name(pipe.scheduler)}
 
 
 def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str | os.PathLike, judge: Judge,
@@ -112,7 +111,7 @@ def evaluate(pipe, items: Sequence[EditItem] | Sequence[BiasItem], output: str |
     bias = isinstance(items[0], BiasItem)
     lambdas = [float(x) for x in (lambdas or (DEFAULT_LAMBDAS if bias else (PAPER_LAMBDA,)))]
     config = {"kind": "bias" if bias else "edits", "seeds": seeds, "lambdas": lambdas,
-              "settings": sampling(settings), **(tags or {})}
+              "settings": sampling(pipe, settings), **(tags or {})}
     if bias:
         config["refine"] = refine
         step = partial(evaluate_bias_item, pipe, judge, seeds=seeds, lambdas=lambdas, refine=refine,

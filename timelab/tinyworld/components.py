@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-from ..schedulers import sampling_scheduler
+from ..schedulers import ddim
 from . import spec
 
 LATENT_CHANNELS = 4
@@ -80,6 +80,6 @@ def vae(sizes: Sizes) -> AutoencoderKL:
 def pipeline(tokenizer, text_encoder, unet, vae) -> StableDiffusionPipeline:
     """Assemble the parts into a standard Stable Diffusion pipeline (no safety checker)."""
     return StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=sampling_scheduler(),
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=ddim(),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )

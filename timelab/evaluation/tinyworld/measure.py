@@ -3,7 +3,7 @@ localises, and TIME (with attributes kept and the CLIP judge's error). ``timelab
 writes the figures to ``figures.json`` and the model card ``README.md`` (``model_card``).
 
 Every figure is a share of judged images over seeds 0..n-1 (one image per seed and prompt), drawn with
-the shipped DDIM scheduler at ``steps`` steps and classifier-free guidance ``guidance`` (the course's
+the shipped scheduler (its sampler) at ``steps`` steps and classifier-free guidance ``guidance`` (the course's
 7.5). Priors are also read unguided (1.0): guidance w samples from p(x|c)^w p(x)^(1-w), which sharpens a
 conditional distribution towards its mode, so at 7.5 a planted 85% reads higher.
 """
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ...editing.solver import PAPER_LAMBDA
 from ...generation import GenerationSettings, generate
+from ...schedulers import sampler_name
 from ...tinyworld import MODEL_DIR, STEPS, spec
 from ...tinyworld.captions import describe, without_background
 from ...tinyworld.judge import OracleJudge, checks, find, shares, shows
@@ -150,7 +151,7 @@ def measure(pipe, clip_judge, n_seeds: int = 32, steps: int = STEPS, guidance: f
     judge = OracleJudge()
     seeds = list(range(n_seeds))
     few = seeds[: max(8, n_seeds // 4)]
-    figures = Figures(seeds=n_seeds, steps=steps, guidance=guidance)
+    figures = Figures(seeds=n_seeds, steps=steps, guidance=guidance, sampler=sampler_name(pipe.scheduler))
     settings = GenerationSettings(steps=steps, guidance_scale=guidance, batch_size=BATCH_SIZE)
 
     def read(prompts, chosen_seeds, at=settings):

@@ -21,6 +21,7 @@ class Figures:
     seeds: int
     steps: int
     guidance: float
+    sampler: str = "ddim"  # timelab.schedulers.sampler_name of the scheduler that drew the images
     one_object: dict = field(default_factory=dict)      # agreement() of fully stated one-object prompts
     two_objects: dict = field(default_factory=dict)     # the same for two-object prompts
     named_colours: dict[str, float] = field(default_factory=dict)  # "a ... red square ..." -> share red
@@ -29,6 +30,9 @@ class Figures:
     attention: dict = field(default_factory=dict)
     time: dict = field(default_factory=dict)
     seconds: float = 0.0
+
+
+SAMPLER_TITLES = {"ddim": "DDIM", "dpm-solver++": "DPM-Solver++"}
 
 
 def _pct(x: float) -> str:
@@ -133,13 +137,14 @@ def model_card(figures: Figures, training: dict, command: str) -> str:
         "two objects whose alt-text captions mostly leave out an object's usual colour (and a square's usual size); "
         "see `timelab/tinyworld/spec.py`. Components are Stable Diffusion 1.x's classes: `CLIPTokenizer` (77 "
         "tokens, end-token padding), `CLIPTextModel` (causal), `AutoencoderKL` (32x32x3 <-> 8x8x4), "
-        "`UNet2DConditionModel` (cross-attention at 8x8 and 4x4), `DDIMScheduler`; `clip/` holds the whole tiny "
-        "CLIP (both towers), TinyWorld's CLIP judge.", "",
+        "`UNet2DConditionModel` (cross-attention at 8x8 and 4x4), and in `scheduler/` the sampler it draws with; "
+        "`clip/` holds the whole tiny CLIP (both towers), TinyWorld's CLIP judge.", "",
         *_training(training), "",
         "## Measured figures", "",
         f"Command: `{command}`. Judged by the exact `OracleJudge` over seeds 0..{figures.seeds - 1} per prompt "
         f"(stated prompts and attention: the first {figures.one_object['images'] // len(figures.named_colours)} "
-        f"seeds), {figures.steps} DDIM steps, guidance {figures.guidance}; measuring took "
+        f"seeds), {figures.steps} steps of {SAMPLER_TITLES.get(figures.sampler, figures.sampler)}, guidance "
+        f"{figures.guidance}; measuring took "
         f"{figures.seconds / 60:.1f} minutes.", "",
         "**Stated attributes obeyed** (fully stated prompts: kind, colour, size, position, background). A "
         "disagreement is a model error or a judge error; the judge reads rendered scenes exactly.", "",
