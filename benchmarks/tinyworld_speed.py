@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -53,6 +54,7 @@ from timelab.tinyworld.judge import attribute_of, shows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tinyworld_speed.md"
 JUDGED_RESULTS = RESULTS.with_name("tinyworld_speed_judged.md")
+CACHE = Path(__file__).resolve().parents[1] / "build" / "benchmarks" / "tinyworld_speed_judged.json"
 PROMPTS = ("a circle", "a blue circle on the left", "a big square", "a photo of a triangle at the top",
            "a small purple cross", "a circle on the left and a square on the right",
            "a yellow square at the top and a green triangle at the bottom", "a cross on a black background")
@@ -195,46 +197,62 @@ def judged_share(hits: list[bool]) -> str:
     return f"{100 * np.mean(hits):.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={len(hits)})"
 
 
-def judge_settings(pipe, settings: GenerationSettings, seeds: int, time_seeds: int, time_items: int) -> dict:
-    judge = OracleJudge()
-    found = {}
+def one_object_hits(pipe, settings: GenerationSettings, seeds: int, time_seeds: int, time_items: int) -> dict:
     one = stated_one_object()
-    per_prompt = -(-seeds // len(one))
-    images = generate(pipe, one, range(per_prompt), settings, progress=True)
-    found["one-object prompts drawn right"] = [shows(r, p) for p, row in zip(one, images) for r in judge.read(row)]
+    images = generate(pipe, one, range(-(-seeds // len(one))), settings, progress=True)
+    return {"one-object prompts drawn right": [shows(r, p) for p, row in zip(one, images)
+                                               for r in OracleJudge().read(row)]}
+
+
+def prior_hits(pipe, settings: GenerationSettings, seeds: int, time_seeds: int, time_items: int) -> dict:
+    found = {}
     for kind, attribute, value in PRIORS:
-        records = judge.read(generate(pipe, [f"a {kind}"], range(seeds), settings, progress=True)[0])
+        records = OracleJudge().read(generate(pipe, [f"a {kind}"], range(seeds), settings, progress=True)[0])
         found[f"'a {kind}' drawn {value}"] = [attribute_of(r, attribute, kind) == value for r in records]
-    items = edit_items()[:time_items]
+    return found
+
+
+def time_hits(pipe, settings: GenerationSettings, seeds: int, time_seeds: int, time_items: int) -> dict:
     records = [evaluate_edit_item(pipe, OracleJudgeAdapter(), item, range(time_seeds), [VALIDATED_LAMBDA], settings)
-               for item in items]
-    rows = [row for record in records for row in record["rows"] if row["model"] == "TIME"]
-    for metric in ("efficacy", "generality", "specificity"):
-        found[f"TIME {metric} (lambda {VALIDATED_LAMBDA:g})"] = [bool(h) for row in rows for prompt in row[metric]
-                                                                 for h in prompt]
-    kept = summarize_kept(records)
-    found["TIME attributes kept (mean, no interval)"] = next(iter(kept.values()))["mean"]
+               for item in edit_items()[:time_items]]
     summarize_edits(records)  # every record is well formed
+    rows = [row for record in records for row in record["rows"] if row["model"] == "TIME"]
+    found = {f"TIME {metric} (lambda {VALIDATED_LAMBDA:g})": [bool(h) for row in rows for prompt in row[metric]
+                                                              for h in prompt]
+             for metric in ("efficacy", "generality", "specificity")}
+    found["TIME attributes kept (mean, no interval)"] = next(iter(summarize_kept(records).values()))["mean"]
     return found
 
 
 def judged(pipe, candidates: dict[str, GenerationSettings], seeds: int, time_seeds: int,
            time_items: int) -> list[str]:
-    """A table: each measure under the stock sampler and each candidate, and whether their intervals overlap."""
-    results = {}
+    """A table: each measure under the stock sampler and each candidate, and whether their intervals overlap.
+
+    Measured group by group (every sampler's one-object share first), each result kept in
+    ``build/benchmarks/`` as soon as it is known, so a stopped run resumes where it was."""
     judged_stock = replace(STOCK, batch_size=FAST.batch_size)  # batch size changes only float rounding
-    for name, settings in {"25 DDIM steps (stock)": judged_stock, **candidates}.items():
-        started = time.perf_counter()
-        results[name] = judge_settings(pipe, settings, seeds, time_seeds, time_items)
-        results[name]["seconds"] = time.perf_counter() - started
+    samplers = {"25 DDIM steps (stock)": judged_stock, **candidates}
+    cache = CACHE.parent / f"{CACHE.stem}-{seeds}-{time_seeds}-{time_items}.json"
+    done = json.loads(cache.read_text()) if cache.exists() else {}
+    results: dict[str, dict] = {name: {"seconds": 0.0} for name in samplers}
+    for group in (one_object_hits, prior_hits, time_hits):
+        for name, settings in samplers.items():
+            key = f"{group.__name__} {settings.sampler} {settings.steps}"
+            if key not in done:
+                started = time.perf_counter()
+                done[key] = {"found": group(pipe, settings, seeds, time_seeds, time_items),
+                             "seconds": time.perf_counter() - started}
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(cache, json.dumps(done))
+            results[name].update(done[key]["found"])
+            results[name]["seconds"] += done[key]["seconds"]
     stock, *quick = results.values()
     header = " | ".join(f"{name} | overlaps stock" for name in candidates)
     lines = [f"| measure | 25 DDIM steps | {header} |", "|---|---|" + "---|---|" * len(candidates)]
     for measure, hits in stock.items():
         if measure == "seconds":
-            lines.append(f"| wall time of this measurement | {hits:.0f} s | "
-                         + " | ".join(f"{q[measure]:.0f} s | " for q in quick) + "|")
-        elif isinstance(hits, float):
+            continue
+        if isinstance(hits, float):
             lines.append(f"| {measure} | {hits:.2f} | " + " | ".join(f"{q[measure]:.2f} | " for q in quick) + "|")
         else:
             a = wilson(int(sum(hits)), len(hits))
@@ -243,6 +261,8 @@ def judged(pipe, candidates: dict[str, GenerationSettings], seeds: int, time_see
                 b = wilson(int(sum(q[measure])), len(q[measure]))
                 cells.append(f"{judged_share(q[measure])} | {'yes' if a[0] <= b[1] and b[0] <= a[1] else '**no**'}")
             lines.append(f"| {measure} | {judged_share(hits)} | " + " | ".join(cells) + " |")
+    lines.append(f"| time to draw and judge all of the above | {stock['seconds']:.0f} s | "
+                 + " | ".join(f"{q['seconds']:.0f} s | " for q in quick) + "|")
     return lines
 
 

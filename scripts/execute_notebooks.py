@@ -5,8 +5,9 @@
     python scripts/execute_notebooks.py --save           # `make notebooks`: keep the outputs in the files
 
 With ``--save`` each notebook is written back (atomically, only after it ran without an error) with its
-outputs, its measured wall time in the header's ``**Runtime**:`` line, and ``metadata.timelab`` saying
-when, on what, and which code ran (``code_digest``, so a test can tell an edited, unexecuted notebook).
+outputs, its measured wall time in the header's ``**Runtime**:`` line and in the README's course table,
+and ``metadata.timelab`` saying when, on what, and which code ran (``code_digest``, so a test can tell
+an edited, unexecuted notebook).
 Figures go where ``save_figure`` puts them: ``$TIMELAB_FIGURES_DIR`` (``make notebooks`` sets it to the
 project's ``figures/``), else ``notebooks/figures``. Prints each notebook's wall time.
 """
@@ -26,10 +27,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from timelab.files import atomic_path
+from timelab.files import atomic_path, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+README = ROOT / "README.md"
 RUNTIME_LINE = re.compile(r"^\*\*Runtime\*\*:.*$", re.MULTILINE)
 
 
@@ -72,6 +74,14 @@ def stamp(notebook: nbformat.NotebookNode, seconds: float) -> None:
     }
 
 
+def with_course_runtime(readme: str, stem: str, seconds: float) -> str:
+    """``readme`` with the runtime cell (the last) of the course table's row for ``stem`` set to ``seconds``."""
+    row = re.compile(rf"^(\| `{re.escape(stem)}` \|.*\| )\d+ s \|$", re.MULTILINE)
+    if len(row.findall(readme)) != 1:
+        raise ValueError(f"the README's course table needs exactly one row '| `{stem}` | ... | N s |'")
+    return row.sub(lambda m: f"{m.group(1)}{seconds:.0f} s |", readme)
+
+
 def execute(path: Path, save: bool = False, timeout: int = 900) -> float:
     """Run one notebook in its own folder; returns the wall time in seconds. With ``save``, write it
     back with its outputs and runtime (untouched if a cell fails)."""
@@ -83,8 +93,10 @@ def execute(path: Path, save: bool = False, timeout: int = 900) -> float:
     seconds = time.perf_counter() - started
     if save:
         stamp(notebook, seconds)
+        readme = with_course_runtime(README.read_text(), path.stem, seconds)
         with atomic_path(path) as tmp:
             nbformat.write(notebook, tmp)
+        write_text_atomic(README, readme)
     return seconds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 import torch
 from timed_fixtures import EDIT_CSV
 
+import timelab.evaluation.cli
 import timelab.evaluation.experiment
 from timelab.cli import main
+from timelab.tinyworld import BATCH_SIZE
 
 
 def test_offline_timed_error_reaches_the_command_line(tmp_path, capsys):
@@ -71,6 +74,31 @@ def test_model_defaults_are_one_table_and_fill_only_what_is_not_given():
     assert tiny.settings(GenerationSettings()) == GenerationSettings(steps=STEPS)
     given = GenerationSettings(steps=10, guidance_scale=1.0, batch_size=4)
     assert tiny.settings(given) == given and other.settings(GenerationSettings()) == GenerationSettings()
+    assert other.seeds == 24, "the paper's seeds for any model but TinyWorld"
+
+
+def test_tinyworld_default_seeds_judge_each_items_efficacy_within_ten_points():
+    """Efficacy is one prompt per item: its share of ``seeds`` images must have a 95% Wilson interval no wider
+    than +-10 points wherever it falls (computed here from the formula, not timelab's helper)."""
+    from timelab.evaluation.experiment import model_defaults
+
+    n, z = model_defaults("tinyworld").seeds, 1.959964
+    for hits in range(n + 1):
+        p = hits / n
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        assert half <= 0.10, f"{hits}/{n}: +-{100 * half:.1f} points"
+
+
+def test_eval_command_takes_the_models_seeds_and_batch_size_unless_given(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(timelab.evaluation.cli, "run_eval",
+                        lambda *args, **kwargs: seen.update(kwargs, batch=kwargs["settings"].batch_size))
+    main(["eval", "--output", "x.jsonl"])
+    assert (seen["seeds"], seen["batch"]) == (None, BATCH_SIZE)
+    main(["eval", "--model", "some/sd-model", "--output", "x.jsonl", "--seeds", "5", "--batch-size", "3"])
+    assert (seen["seeds"], seen["batch"]) == (5, 3)
+    main(["eval", "--model", "some/sd-model", "--output", "x.jsonl"])
+    assert seen["batch"] == 8
 
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"

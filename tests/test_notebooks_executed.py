@@ -52,6 +52,15 @@ def test_header_states_the_measured_runtime(path):
     assert lines == [(f"{recorded['runtime_s']:.0f}", str(recorded["cpus"]))], (path.name, lines, recorded)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_readme_course_table_shows_the_measured_runtime(path):
+    """`make notebooks` writes each runtime into the README's course table: none is typed by hand."""
+    readme = (path.parents[1] / "README.md").read_text()
+    cells = re.findall(rf"^\| `{path.stem}` \|.*\| (\d+) s \|$", readme, re.MULTILINE)
+    recorded = json.loads(path.read_text())["metadata"]["timelab"]["runtime_s"]
+    assert cells == [f"{recorded:.0f}"], (path.name, cells, recorded)
+
+
 def test_notebooks_stay_small():
     sizes = {path.name: path.stat().st_size for path in NOTEBOOKS}
     assert all(size <= MAX_BYTES for size in sizes.values()), sizes

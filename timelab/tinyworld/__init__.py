@@ -11,4 +11,6 @@ MODEL_DIR = Path(__file__).resolve().parent / "model"
 CLIP_FOLDER = "clip"  # the whole tiny CLIP (both towers) inside a TinyWorld folder: its CLIP judge
 STEPS = 25  # DDIM steps the shipped model is measured with (its model card) and evaluated at by default
 
-__all__ = ["CLIP_FOLDER", "MODEL_DIR", "STEPS", "OracleJudge", "Scene", "Thing", "render", "shares", "spec"]
+BATCH_SIZE = 32  # images per pipeline call: the fastest on a 2-core CPU (benchmarks/results/tinyworld_speed.md)
+
+__all__ = ["BATCH_SIZE", "CLIP_FOLDER", "MODEL_DIR", "STEPS", "OracleJudge", "Scene", "Thing", "render", "shares", "spec"]
