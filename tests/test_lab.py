@@ -424,7 +424,7 @@ def test_apply_on_tinyworld_draws_most_circles_blue(tinyworld):
     from timelab.models import TINYWORLD
 
     defaults = lab_defaults(TINYWORLD)
-    session = LabSession(tinyworld, defaults.test_prompts, judge=lab_judge(TINYWORLD), n_seeds=8, settings=GenerationSettings(steps=10))
+    session = LabSession(tinyworld, defaults.test_prompts, judge=lab_judge(TINYWORLD), n_seeds=8, settings=defaults.settings)
     assert session.view().ok
     view = session.apply(LabControls(defaults.source, defaults.destination, lamb=10.0))
     assert view.ok and view.judged, view.message

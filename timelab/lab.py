@@ -52,7 +52,7 @@ from .evaluation.metrics import kept_score
 from .evaluation.tinyworld.attributes import added_attribute, attributes_kept, kept_attributes
 from .generation import GenerationSettings, generate
 from .models import TINYWORLD
-from .tinyworld import OracleJudge, shares
+from .tinyworld import STEPS, OracleJudge, shares
 from .tinyworld.captions import describe
 
 BUSY = "Busy: a generation is still running. Wait for it to finish, then try again."
@@ -62,17 +62,19 @@ NO_JUDGE = "Images only: this model has no judge to count them (TinyWorld's exac
 
 @dataclass(frozen=True)
 class LabDefaults:
-    """A model's starting edit and the test prompts the lab draws after every action."""
+    """A model's starting edit, the test prompts the lab draws after every action, and how it draws them."""
 
     source: str
     destination: str
     test_prompts: tuple[str, ...]
+    settings: GenerationSettings = GenerationSettings(steps=25)  # fewer than SD's 50, to answer sooner
 
 
 # Test prompts: the source; related ones the edit should reach (another size and background; a scene
 # whose other object, the square, should keep its colour); an unrelated one.
 TINYWORLD_DEFAULTS = LabDefaults("a circle", "a blue circle", (
-    "a circle", "a big circle on a black background", "a circle on the left and a square on the right", "a square"))
+    "a circle", "a big circle on a black background", "a circle on the left and a square on the right", "a square"),
+    GenerationSettings(steps=STEPS))
 DEFAULTS = LabDefaults("a pack of roses", "a pack of blue roses",
                        ("a pack of roses", "a rose in a vase", "a bunch of tulips"))
 
