@@ -22,7 +22,9 @@ nb_execution_mode = "off"  # the notebooks are committed executed; the book show
 nb_output_stderr = "remove"  # warnings a kernel printed are no part of the course
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-suppress_warnings = ["mystnb.unknown_mime_type"]  # widget views need a live kernel; their text form shows
+# Widgets need a live kernel: their saved text form shows, and no widget script is fetched from a CDN.
+nb_ipywidgets_js: dict = {}
+suppress_warnings = ["mystnb.unknown_mime_type"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -155,7 +155,7 @@ def test_each_page_shows_its_figures_and_typeset_math_in_chromium(page, served, 
         assert images, f"{page} shows no figure"
         if page.startswith("notebooks/00_"):
             save_screenshot(browser, tmp_path / "chapter.png", Path("/tmp/book_chapter.png"),
-                            "//*[@id='from-noise-to-image-step-by-step' or starts-with(@id, '2-')]")
+                            "(//section[@id='from-noise-to-image-step-by-step']//img)[1]")
     if page == "index":
         save_screenshot(browser, tmp_path / "landing.png", Path("/tmp/book_landing.png"))
 
@@ -167,6 +167,6 @@ def save_screenshot(browser, path: Path, copy: Path, xpath: str | None = None) -
     if xpath:
         found = browser.find_elements(By.XPATH, xpath)
         if found:
-            browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", found[0])
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", found[0])
     assert browser.save_screenshot(str(path))
     shutil.copy(path, copy)
