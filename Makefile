@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test notebooks figures
+.PHONY: install demo test notebooks figures book
 install: $(VENV)/.installed
 
 # The demo's figure goes to build/ (ignored by git): the committed figures/demo.png comes from `make figures`.
@@ -28,3 +28,7 @@ notebooks: install
 # figures come from the `timelab eval` commands in benchmarks/results/*.md).
 figures: notebooks
 	TIMELAB_FIGURES_DIR=$(CURDIR)/figures $(VENV)/bin/timelab demo
+
+# The course book (static HTML, offline) from the committed executed notebooks: build/book/index.html.
+book: install
+	$(VENV)/bin/python scripts/build_book.py
