@@ -247,7 +247,7 @@ def _tiny_sana() -> SanaPipeline:
 def _tiny_sd3() -> StableDiffusion3Pipeline:
     clip_width, t5_width = 16, 48  # CLIP-L and CLIP-G are concatenated (32) and zero-padded to T5's width
     transformer = SD3Transformer2DModel(
-        sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=3,
+        sample_size=8, patch_size=2, in_channels=4, num_layers=4, attention_head_dim=8, num_attention_heads=3,
         caption_projection_dim=TINY_TRANSFORMER_WIDTH, joint_attention_dim=t5_width,
         pooled_projection_dim=4 * clip_width, out_channels=4, pos_embed_max_size=16,
     )

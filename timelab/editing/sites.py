@@ -264,7 +264,8 @@ class SiteReport:
     def __str__(self) -> str:
         arch = self.architecture
         width = max(len(r[0]) for r in self.rows)
-        lines = [f"{arch.models}: {len(self.rows)} matrices, {self.share:.2%} of the {arch.denoiser}'s parameters",
+        count = f"{len(self.rows)} matri{'x' if len(self.rows) == 1 else 'ces'}"
+        lines = [f"{arch.models}: {count}, {self.share:.2%} of the {arch.denoiser}'s parameters",
                  f"input ({self.text_positions} positions): {arch.reads}", f"why: {arch.why}", "",
                  f"{'site':<{width}}  {'shape':>11}  share"]
         lines += [f"{site:<{width}}  {shape:>11}  {share:.3%}" for site, shape, _, share in self.rows]
