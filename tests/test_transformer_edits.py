@@ -314,3 +314,22 @@ def test_attention_maps_of_masked_models_leave_padding_unattended(name):
 
 def test_timelab_exports_the_site_table():
     assert timelab.edit_sites is edit_sites
+
+
+def test_stand_in_tokenizers_keep_t5_and_gemma_conventions():
+    from timelab.stand_in_tokenizers import stand_in_gemma_tokenizer, stand_in_t5_tokenizer
+
+    t5, gemma = stand_in_t5_tokenizer(), stand_in_gemma_tokenizer()
+    ids = t5("a pack of roses", padding="max_length", max_length=8)
+    assert t5.convert_ids_to_tokens(ids.input_ids) == ["▁a", "▁pack", "▁of", "▁roses", "</s>"] + ["<pad>"] * 3
+    assert ids.attention_mask == [1] * 5 + [0] * 3 and t5.pad_token_id == 0 and t5.bos_token is None
+    ids = gemma("a pack of roses", padding="max_length", max_length=7)
+    assert gemma.convert_ids_to_tokens(ids.input_ids) == ["<bos>", "a", "▁pack", "▁of", "▁roses", "<pad>", "<pad>"]
+    assert gemma.pad_token_id == 0 and gemma.eos_token_id == 1 and gemma.bos_token_id == 2
+
+
+@pytest.mark.parametrize("name", MASKED)
+def test_unknown_words_are_named_on_stand_in_tokenizers(name):
+    pipe = load_pipeline(name, device="cpu")
+    with pytest.warns(timelab.editing.UnknownWordsWarning, match="zebra"):
+        time_edit(pipe, "a zebra", "a blue zebra", augment=False).undo()

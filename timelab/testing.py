@@ -200,10 +200,15 @@ def tiny_transformer_pipeline(flavour: TransformerFlavour = "pixart", seed: int 
     if flavour not in builders:
         raise ValueError(f"unknown flavour {flavour!r}; choose 'pixart', 'sana' or 'sd3'")
     with _seeded(seed):
-        pipe = builders[flavour]()
+        return _evaluating(builders[flavour]())
+
+
+def _evaluating(pipe):
+    """``pipe`` with every component in eval mode, as ``from_pretrained`` leaves them (T5's dropout would
+    otherwise make every encoding of a prompt differ)."""
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module):
-            component.eval()  # as from_pretrained leaves them: T5's dropout would make every encoding differ
+            component.eval()
     return pipe
 
 
@@ -261,3 +266,53 @@ def _tiny_sd3() -> StableDiffusion3Pipeline:
         tokenizer_2=build_clip_tokenizer(pad_token="!"),
         text_encoder_3=_tiny_t5(len(tokenizer_3), t5_width), tokenizer_3=tokenizer_3,
     )
+
+
+def _t5_xxl_shaped(vocab_size: int, layers: int) -> T5EncoderModel:
+    """T5 v1.1-XXL's encoder widths (4096, 64 heads of 64, gated-GELU 10240) at ``layers`` of its 24 layers."""
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=4096, d_kv=64, d_ff=10240, num_layers=layers,
+                                   num_heads=64, feed_forward_proj="gated-gelu", decoder_start_token_id=0))
+
+
+def pixart_shaped_pipeline(seed: int = 0, t5_layers: int = 1):
+    """PixArt-alpha XL-2's transformer (28 blocks of width 1152, 611M parameters) with random weights.
+
+    The text encoder has T5-XXL's widths but ``t5_layers`` of its 24 layers, and the stand-in T5
+    tokenizer; the autoencoder is the tiny one: what an edit touches and reads is full-sized, text
+    encoding is cheaper than the real model's.
+    """
+    with _seeded(seed):
+        tokenizer = stand_in_t5_tokenizer()
+        transformer = PixArtTransformer2DModel(
+            sample_size=64, num_layers=28, patch_size=2, attention_head_dim=72, num_attention_heads=16,
+            caption_channels=4096, in_channels=4, cross_attention_dim=1152, out_channels=8, attention_bias=True,
+            activation_fn="gelu-approximate", num_embeds_ada_norm=1000, norm_type="ada_norm_single",
+            norm_elementwise_affine=False, norm_eps=1e-6,
+        )
+        pipe = PixArtAlphaPipeline(tokenizer=tokenizer, text_encoder=_t5_xxl_shaped(len(tokenizer), t5_layers),
+                                   vae=_tiny_vae(), transformer=transformer, scheduler=sampling_scheduler())
+    return _evaluating(pipe)
+
+
+def sd3_shaped_pipeline(seed: int = 0, t5_layers: int = 1, blocks: int = 2):
+    """Stable Diffusion 3 Medium's text path with random weights: CLIP-L and CLIP-G at their real shapes,
+    T5-XXL's widths at ``t5_layers`` of 24 layers, and the transformer's ``context_embedder`` (4096 ->
+    1536) with ``blocks`` of its 24 joint blocks. An edit touches only ``context_embedder``, full-sized."""
+    with _seeded(seed):
+        tokenizer_3 = stand_in_t5_tokenizer()
+        transformer = SD3Transformer2DModel(
+            sample_size=128, patch_size=2, in_channels=16, num_layers=blocks, attention_head_dim=64,
+            num_attention_heads=24, joint_attention_dim=4096, caption_projection_dim=1536,
+            pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192,
+        )
+        pipe = StableDiffusion3Pipeline(
+            transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+            vae=_tiny_vae(shift_factor=0.0),
+            text_encoder=CLIPTextModelWithProjection(_text_config(768, layers=12, heads=12, projection_dim=768)),
+            tokenizer=build_clip_tokenizer(),
+            text_encoder_2=CLIPTextModelWithProjection(_text_config(1280, layers=32, heads=20, act="gelu",
+                                                                    projection_dim=1280)),
+            tokenizer_2=build_clip_tokenizer(pad_token="!"),
+            text_encoder_3=_t5_xxl_shaped(len(tokenizer_3), t5_layers), tokenizer_3=tokenizer_3,
+        )
+    return _evaluating(pipe)

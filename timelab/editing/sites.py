@@ -169,6 +169,9 @@ def text_length(pipe) -> int:
 def _masked_ids(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
     """Token ids and attention mask ``(b, L)`` of PixArt/Sana prompts, made as the pipeline makes them."""
     arch, length = architecture(pipe), text_length(pipe)
+    for prompt in prompts:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompts must be non-empty text, got {prompt!r}")
     texts = pipe._text_preprocessing(list(prompts), clean_caption=False)
     total, select = length, None
     if arch.name == "sana":
@@ -179,8 +182,6 @@ def _masked_ids(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
             total = len(pipe.tokenizer.encode(prefix)) + length - 2
         select = [0] + list(range(-length + 1, 0))
     for prompt, text in zip(prompts, texts):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"prompts must be non-empty text, got {prompt!r}")
         if len(pipe.tokenizer(text).input_ids) > total:
             raise ValueError(f"the prompt {prompt!r} is longer than the {length} text positions "
                              f"{arch.models} reads (the pipeline would cut it); shorten it")
