@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .editing.layers import select_layers
+from .editing.sites import architecture, denoiser, select_sites
 
 START_LABEL, END_LABEL, PAD_LABEL = "<start>", "<end>", "<pad>"
 WORD_END = "</w>"  # CLIP's BPE marks the last piece of every word with this suffix
@@ -140,7 +140,8 @@ class AttentionRecorder:
         spans, token_maps = rec.token_maps("a pack of roses")
 
     Arguments:
-        pipe: a Stable Diffusion style pipeline (``.unet``, ``.tokenizer``).
+        pipe: a Stable Diffusion style pipeline (``.unet``, ``.tokenizer``), or a PixArt or Sana one
+            (cross-attention ``attn2`` in a ``.transformer``; :meth:`token_maps` is for UNets only).
         layers: names or name prefixes (``"up_blocks"``) of the cross-attention modules to record
             (default: all of them).
         resolution: record only layers whose maps are ``(h, w)`` (an int ``n`` means ``(n, n)``).
@@ -154,7 +155,12 @@ class AttentionRecorder:
                  resolution: int | tuple[int, int] | None = None,
                  timesteps: tuple[float, float] | None = None, cfg: bool | None = None):
         self.pipe = pipe
-        self.modules = select_layers(pipe.unet, layers)
+        arch = architecture(pipe)
+        if arch.joint:
+            raise NotImplementedError(f"{arch.models} has no cross-attention: its joint attention mixes text and "
+                                      "image tokens that change in every block, so there is no per-token map "
+                                      "over fixed text states to record")
+        self.modules = select_sites(pipe, layers)
         if not self.modules:
             raise ValueError("layers is empty; pass None to record every cross-attention layer")
         for module in self.modules.values():
@@ -181,7 +187,7 @@ class AttentionRecorder:
             raise RuntimeError("this AttentionRecorder is already recording; nest two recorders instead")
         self.reset()
         try:
-            self._handles.append(self.pipe.unet.register_forward_pre_hook(self._on_unet, with_kwargs=True))
+            self._handles.append(denoiser(self.pipe).register_forward_pre_hook(self._on_unet, with_kwargs=True))
             for name, module in self.modules.items():
                 hook = self._layer_hook(name)
                 self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
@@ -295,6 +301,11 @@ class AttentionRecorder:
         A merged word's map is the sum of its pieces' maps (the attention the pixel gives the word).
         ``maps_kwargs`` (``layers``, ``resolution``, ``size``) go to :meth:`maps`.
         """
+        arch = architecture(self.pipe)
+        if arch.name != "unet":
+            raise NotImplementedError(f"token_maps labels positions as Stable Diffusion's pipeline tokenizes; "
+                                      f"{arch.models} rewrites prompts before tokenizing them (lowercase, an "
+                                      "instruction in front on Sana): read maps() by position instead")
         maps = self.maps(**maps_kwargs)
         if not -maps.shape[0] <= image < maps.shape[0]:
             raise IndexError(f"image {image} out of range: {maps.shape[0]} image(s) recorded")

@@ -4,6 +4,8 @@ Nothing here downloads. ``tiny_pipeline`` builds small SD 1.x / SD 2.x / SDXL lo
 Diffusion's real tokenizer (from the CLIP merge table) and deliberately unusual text widths, so that
 code which hard-codes 768 fails. ``sd14_shaped_pipeline`` has Stable Diffusion 1.4's exact
 architecture (CLIP ViT-L/14 text encoder, 860M-parameter UNet) with random weights.
+``tiny_transformer_pipeline`` builds tiny PixArt-alpha, Sana and SD3 pipelines (diffusion transformers)
+with the stand-in T5 and Gemma tokenizers of :mod:`timelab.stand_in_tokenizers` and CLIP's real one.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import os
 from typing import Iterator, Literal
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from diffusers import (AutoencoderDC, AutoencoderKL, FlowMatchEulerDiscreteScheduler, PixArtAlphaPipeline,
+                       PixArtTransformer2DModel, SanaPipeline, SanaTransformer2DModel, SD3Transformer2DModel,
+                       StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline,
+                       UNet2DConditionModel)
+from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, Gemma2Config, Gemma2Model,
+                          T5Config, T5EncoderModel)
 
 from .clip_tokenizer import END_TOKEN, build_clip_tokenizer
 from .schedulers import ddim
+from .stand_in_tokenizers import stand_in_gemma_tokenizer, stand_in_t5_tokenizer
 
 Flavour = Literal["sd1", "sd2", "sdxl"]
+TransformerFlavour = Literal["pixart", "sana", "sd3"]
 
 # Widths of the tiny text encoders: SD 1.x-like, SD 2.x-like, and SDXL's two (concatenated to 64).
 TINY_TEXT_WIDTH = {"sd1": 32, "sd2": 48, "sdxl": (32, 32)}
@@ -42,7 +50,7 @@ def _text_config(hidden: int, layers: int = 2, heads: int = 4, act: str = "quick
     )
 
 
-def _tiny_vae() -> AutoencoderKL:
+def _tiny_vae(**extra) -> AutoencoderKL:
     return AutoencoderKL(
         block_out_channels=(16,),
         down_block_types=("DownEncoderBlock2D",),
@@ -50,6 +58,7 @@ def _tiny_vae() -> AutoencoderKL:
         latent_channels=4,
         norm_num_groups=8,
         sample_size=16,
+        **extra,
     )
 
 
@@ -167,3 +176,143 @@ def _sd14_shaped_pipeline(bpe_path: str | os.PathLike | None, vae_block_out_chan
         vae=vae, text_encoder=text_encoder, tokenizer=build_clip_tokenizer(bpe_path), unet=unet,
         scheduler=ddim(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
+
+
+# Widths of the tiny transformers' text states (T5/Gemma) and of the layers that read them: unusual on purpose.
+TINY_CAPTION_WIDTH = 40
+TINY_TRANSFORMER_WIDTH = 24
+
+
+def _tiny_t5(vocab_size: int, width: int = TINY_CAPTION_WIDTH) -> T5EncoderModel:
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=width, d_kv=8, d_ff=2 * width, num_layers=2,
+                                   num_heads=4, relative_attention_num_buckets=8, decoder_start_token_id=0))
+
+
+def tiny_transformer_pipeline(flavour: TransformerFlavour = "pixart", seed: int = 0):
+    """A tiny random-weight PixArt-alpha, Sana or SD3 pipeline (diffusion transformers), built offline.
+
+    PixArt reads T5 states and Sana Gemma-2 states (stand-in tokenizers, see
+    :mod:`timelab.stand_in_tokenizers`) through a caption projection and cross-attention; SD3 reads
+    CLIP-L, CLIP-G (CLIP's real tokenizer) and T5 (the stand-in) through joint attention. The weights
+    depend on ``seed`` only; torch's global random state is left as the caller had it.
+    """
+    builders = {"pixart": _tiny_pixart, "sana": _tiny_sana, "sd3": _tiny_sd3}
+    if flavour not in builders:
+        raise ValueError(f"unknown flavour {flavour!r}; choose 'pixart', 'sana' or 'sd3'")
+    with _seeded(seed):
+        return _evaluating(builders[flavour]())
+
+
+def _evaluating(pipe):
+    """``pipe`` with every component in eval mode, as ``from_pretrained`` leaves them (T5's dropout would
+    otherwise make every encoding of a prompt differ)."""
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+    return pipe
+
+
+def _tiny_pixart() -> PixArtAlphaPipeline:
+    tokenizer = stand_in_t5_tokenizer()
+    transformer = PixArtTransformer2DModel(
+        sample_size=8, num_layers=2, patch_size=2, attention_head_dim=8, num_attention_heads=3,
+        caption_channels=TINY_CAPTION_WIDTH, in_channels=4, cross_attention_dim=TINY_TRANSFORMER_WIDTH,
+        out_channels=8, attention_bias=True, activation_fn="gelu-approximate", num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6,
+    )
+    return PixArtAlphaPipeline(tokenizer=tokenizer, text_encoder=_tiny_t5(len(tokenizer)), vae=_tiny_vae(),
+                               transformer=transformer, scheduler=ddim())
+
+
+def _tiny_sana() -> SanaPipeline:
+    tokenizer = stand_in_gemma_tokenizer()
+    text_encoder = Gemma2Model(Gemma2Config(
+        vocab_size=len(tokenizer), hidden_size=TINY_CAPTION_WIDTH, intermediate_size=2 * TINY_CAPTION_WIDTH,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+        max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=1,
+    ))
+    vae = AutoencoderDC(
+        in_channels=3, latent_channels=4, attention_head_dim=2,
+        encoder_block_types=("ResBlock", "EfficientViTBlock"), decoder_block_types=("ResBlock", "EfficientViTBlock"),
+        encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
+        encoder_qkv_multiscales=((), (5,)), decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1), downsample_block_type="conv",
+        upsample_block_type="interpolate", decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+    )
+    heads, head_dim = 2, TINY_TRANSFORMER_WIDTH // 2
+    transformer = SanaTransformer2DModel(
+        patch_size=1, in_channels=4, out_channels=4, num_layers=2, num_attention_heads=heads,
+        attention_head_dim=head_dim, num_cross_attention_heads=heads, cross_attention_head_dim=head_dim,
+        cross_attention_dim=TINY_TRANSFORMER_WIDTH, caption_channels=TINY_CAPTION_WIDTH, sample_size=8,
+    )
+    return SanaPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
+
+
+def _tiny_sd3() -> StableDiffusion3Pipeline:
+    clip_width, t5_width = 16, 48  # CLIP-L and CLIP-G are concatenated (32) and zero-padded to T5's width
+    transformer = SD3Transformer2DModel(
+        sample_size=8, patch_size=2, in_channels=4, num_layers=4, attention_head_dim=8, num_attention_heads=3,
+        caption_projection_dim=TINY_TRANSFORMER_WIDTH, joint_attention_dim=t5_width,
+        pooled_projection_dim=4 * clip_width, out_channels=4, pos_embed_max_size=16,
+    )
+    tokenizer_3 = stand_in_t5_tokenizer()
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_tiny_vae(shift_factor=0.0),
+        text_encoder=CLIPTextModelWithProjection(_text_config(clip_width, projection_dim=2 * clip_width)),
+        tokenizer=build_clip_tokenizer(),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(clip_width, act="gelu", projection_dim=2 * clip_width)),
+        tokenizer_2=build_clip_tokenizer(pad_token="!"),
+        text_encoder_3=_tiny_t5(len(tokenizer_3), t5_width), tokenizer_3=tokenizer_3,
+    )
+
+
+def _t5_xxl_shaped(vocab_size: int, layers: int) -> T5EncoderModel:
+    """T5 v1.1-XXL's encoder widths (4096, 64 heads of 64, gated-GELU 10240) at ``layers`` of its 24 layers."""
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=4096, d_kv=64, d_ff=10240, num_layers=layers,
+                                   num_heads=64, feed_forward_proj="gated-gelu", decoder_start_token_id=0))
+
+
+def pixart_shaped_pipeline(seed: int = 0, t5_layers: int = 1):
+    """PixArt-alpha XL-2's transformer (28 blocks of width 1152, 611M parameters) with random weights.
+
+    The text encoder has T5-XXL's widths but ``t5_layers`` of its 24 layers, and the stand-in T5
+    tokenizer; the autoencoder is the tiny one: what an edit touches and reads is full-sized, text
+    encoding is cheaper than the real model's.
+    """
+    with _seeded(seed):
+        tokenizer = stand_in_t5_tokenizer()
+        transformer = PixArtTransformer2DModel(
+            sample_size=64, num_layers=28, patch_size=2, attention_head_dim=72, num_attention_heads=16,
+            caption_channels=4096, in_channels=4, cross_attention_dim=1152, out_channels=8, attention_bias=True,
+            activation_fn="gelu-approximate", num_embeds_ada_norm=1000, norm_type="ada_norm_single",
+            norm_elementwise_affine=False, norm_eps=1e-6,
+        )
+        pipe = PixArtAlphaPipeline(tokenizer=tokenizer, text_encoder=_t5_xxl_shaped(len(tokenizer), t5_layers),
+                                   vae=_tiny_vae(), transformer=transformer, scheduler=ddim())
+    return _evaluating(pipe)
+
+
+def sd3_shaped_pipeline(seed: int = 0, t5_layers: int = 1, blocks: int = 2):
+    """Stable Diffusion 3 Medium's text path with random weights: CLIP-L and CLIP-G at their real shapes,
+    T5-XXL's widths at ``t5_layers`` of 24 layers, and the transformer's ``context_embedder`` (4096 ->
+    1536) with ``blocks`` of its 24 joint blocks. An edit touches only ``context_embedder``, full-sized."""
+    with _seeded(seed):
+        tokenizer_3 = stand_in_t5_tokenizer()
+        transformer = SD3Transformer2DModel(
+            sample_size=128, patch_size=2, in_channels=16, num_layers=blocks, attention_head_dim=64,
+            num_attention_heads=24, joint_attention_dim=4096, caption_projection_dim=1536,
+            pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192,
+        )
+        pipe = StableDiffusion3Pipeline(
+            transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+            vae=_tiny_vae(shift_factor=0.0),
+            text_encoder=CLIPTextModelWithProjection(_text_config(768, layers=12, heads=12, projection_dim=768)),
+            tokenizer=build_clip_tokenizer(),
+            text_encoder_2=CLIPTextModelWithProjection(_text_config(1280, layers=32, heads=20, act="gelu",
+                                                                    projection_dim=1280)),
+            tokenizer_2=build_clip_tokenizer(pad_token="!"),
+            text_encoder_3=_t5_xxl_shaped(len(tokenizer_3), t5_layers), tokenizer_3=tokenizer_3,
+        )
+    return _evaluating(pipe)

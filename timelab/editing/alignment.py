@@ -39,21 +39,37 @@ def _token_ids(tokenizer, prompt: str, max_length: int) -> list[int]:
 
 def _token_text(tokenizer, token_id: int) -> str:
     token = tokenizer.convert_ids_to_tokens(token_id)
-    return token.replace("</w>", "") if isinstance(token, str) else str(token)
+    return token.replace("</w>", "").replace("\u2581", "") if isinstance(token, str) else str(token)
 
 
-def align_tokens(tokenizer, source: str, destination: str) -> list[int]:
-    """For each of the tokenizer's ``model_max_length`` source positions, its destination position.
+def align_tokens(tokenizer, source: str, destination: str, length: int | None = None) -> list[int]:
+    """For each of the ``length`` source positions (default: the tokenizer's ``model_max_length``), its
+    destination position.
 
     Raises ValueError when the source tokens are not an ordered subsequence of the destination's
     (naming the first token that could not be matched) or when a prompt is too long.
     """
-    max_length = int(tokenizer.model_max_length)
+    max_length = int(tokenizer.model_max_length if length is None else length)
     source_ids = _token_ids(tokenizer, source, max_length)
     destination_ids = _token_ids(tokenizer, destination, max_length)
+    mapping = align_ids(tokenizer, source_ids, destination_ids, source, destination)
+    j = mapping[-1] + 1
+    while len(mapping) < max_length:
+        mapping.append(min(j, max_length - 1))
+        j += 1
+    return mapping
+
+
+def align_ids(tokenizer, source_ids: Sequence[int], destination_ids: Sequence[int], source: str,
+              destination: str) -> list[int]:
+    """TIME's walk over token ids: for each source token, the index of the destination token it aligns to.
+
+    ``source``/``destination`` are the prompts, named in the error raised when the source tokens are not
+    an ordered subsequence of the destination's (the token "an" is read as "a").
+    """
     a_id, an_id = _single_token(tokenizer, "a"), _single_token(tokenizer, "an")
 
-    def canonical(ids: list[int]) -> list[int]:
+    def canonical(ids: Sequence[int]) -> list[int]:
         return [a_id if token == an_id and an_id is not None else token for token in ids]
 
     source_canon, destination_canon = canonical(source_ids), canonical(destination_ids)
@@ -71,8 +87,5 @@ def align_tokens(tokenizer, source: str, destination: str) -> list[int]:
                 "'a pack of roses' -> 'a pack of blue roses'"
             )
         mapping.append(j)
-        j += 1
-    while len(mapping) < max_length:
-        mapping.append(min(j, max_length - 1))
         j += 1
     return mapping

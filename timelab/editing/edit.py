@@ -2,7 +2,7 @@
 
 An :class:`Edit` holds, for every edited projection (``"<layer>.to_k"``), the weights from before it
 (``original``) and after it (``edited``). Edits applied to one pipeline form a stack (latest last, kept
-on the UNet): a new edit starts from the original weights unless it is stacked on purpose, and stacked
+on the UNet, or the transformer, that holds the edit sites): a new edit starts from the original weights unless it is stacked on purpose, and stacked
 edits are undone latest first. ``undo`` refuses when something else (a fused LoRA, a manual write)
 changed the weights since the edit was applied, naming the layers; ``undo(force=True)`` restores anyway.
 """
@@ -19,16 +19,17 @@ from torch import Tensor, nn
 from .edit_format import save_edit
 from .keys import edit_pairs, keys_and_aligned_states
 from .settings import EditSettings
+from .sites import denoiser
 
 STACK_ATTRIBUTE = "_timelab_active_edits"
 
 
 def active_edits(pipe) -> list["Edit"]:
-    """The pipeline's active timelab edits, oldest first (a list kept on its UNet)."""
-    unet = pipe.unet
-    if not hasattr(unet, STACK_ATTRIBUTE):
-        object.__setattr__(unet, STACK_ATTRIBUTE, [])
-    return getattr(unet, STACK_ATTRIBUTE)
+    """The pipeline's active timelab edits, oldest first (a list kept on its UNet or transformer)."""
+    model = denoiser(pipe)
+    if not hasattr(model, STACK_ATTRIBUTE):
+        object.__setattr__(model, STACK_ATTRIBUTE, [])
+    return getattr(model, STACK_ATTRIBUTE)
 
 
 def reset_edits(pipe, force: bool = False) -> int:
@@ -42,7 +43,8 @@ def reset_edits(pipe, force: bool = False) -> int:
 
 def weights_without_edits(pipe, names) -> dict[str, Tensor]:
     """What each named projection would hold once every active edit is undone (nothing is changed)."""
-    modules = {name: pipe.unet.get_submodule(name) for name in names}
+    model = denoiser(pipe)
+    modules = {name: model.get_submodule(name) for name in names}
     base = {name: module.weight for name, module in modules.items()}
     for edit in reversed(active_edits(pipe)):  # the oldest edit's snapshot is the unedited weight
         base.update({name: weight for name, weight in edit.original.items() if name in base})
@@ -56,7 +58,7 @@ def _listed(names: list[str], limit: int = 3) -> str:
 
 @dataclass(eq=False)
 class Edit:
-    """An edit of a pipeline's cross-attention projections, applied in place.
+    """An edit of a pipeline's edit sites (cross-attention projections, see :mod:`.sites`), applied in place.
 
     ``undo()`` restores ``original`` bit for bit; ``with edit:`` undoes on exit, also on exceptions.
     """
@@ -90,7 +92,8 @@ class Edit:
         return self.system
 
     def _modules(self) -> dict[str, nn.Linear]:
-        return {name: self.pipe.unet.get_submodule(name) for name in self.edited}
+        model = denoiser(self.pipe)
+        return {name: model.get_submodule(name) for name in self.edited}
 
     def _write(self, weights: dict[str, Tensor]) -> None:
         with torch.no_grad():

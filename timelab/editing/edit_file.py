@@ -12,14 +12,18 @@ from pathlib import Path
 
 from .edit import Edit, active_edits, reset_edits, weights_without_edits
 from .edit_format import DTYPES, read_file, weight_digest
-from .layers import projections, select_layers
 from .settings import EditSettings
+from .sites import architecture, site_projections
 
 
 def _problems(pipe, path: Path, meta: dict[str, str], stack: bool) -> tuple[dict, str | None]:
     """The model's projections, and what is wrong with loading the file into them (None: nothing)."""
-    available = projections(select_layers(pipe.unet))
+    available = site_projections(pipe)
     made_for = f"made for another model ({meta['model']}, {meta['pipeline']})"
+    arch = architecture(pipe)
+    if meta.get("architecture", "unet") != arch.name:  # files from before the field were all made on UNets
+        return available, (f"{path} was {made_for}, an edit of a {meta.get('architecture', 'unet')!r} model; this "
+                           f"is {arch.models}, whose edit sites differ. Load it into the model it was made for.")
     shapes = json.loads(meta["shapes"])
     wrong = [f"{name}: file {shape}, model " + (str(list(available[name].weight.shape)) if name in available
                                                 else "has no such layer")

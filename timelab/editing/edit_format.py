@@ -1,6 +1,7 @@
 """The edit file's format: an edit's matrices and settings as safetensors, written and read back checked.
 
-An edit file holds only the edited matrices (no pickle) and metadata: the prompts, the
+An edit file holds only the edited matrices (no pickle) and metadata: the prompts, the architecture
+(:mod:`.sites`; a file is refused by a model of another one), the
 :class:`~timelab.editing.settings.EditSettings`, the shapes, and digests of every matrix the edit was
 made from. A digest is a SHA-256 of the matrix's bytes, so it tells apart two models whose matrices
 merely have equal norms. It is kept for the dtype the edit was made in and for each half precision
@@ -29,6 +30,7 @@ from torch import Tensor
 
 from ..files import atomic_path
 from ..version import __version__
+from .sites import architecture
 
 if TYPE_CHECKING:  # the Edit saves itself through save_edit; this module only reads its fields
     from .edit import Edit
@@ -57,6 +59,7 @@ def metadata(edit: Edit) -> dict[str, str]:
         "timelab_version": __version__,
         "model": _model_name(edit.pipe),
         "pipeline": type(edit.pipe).__name__,
+        "architecture": architecture(edit.pipe).name,
         "source": json.dumps(edit.source),
         "destination": json.dumps(edit.destination),
         "settings": edit.settings.to_json(),

@@ -1,9 +1,10 @@
 """TIME's keys and targets from a pipeline: augmented prompt pairs, token alignment, text states.
 
-For each (augmented) source/destination pair with alignment ``pi``, the keys are all ``max_length``
-source text states ``c_i`` (start, words, end, padding) and the target states are the aligned
-destination states ``c*_pi(i)``; the target of projection ``W`` is ``W c*_pi(i)`` under the weights the
-edit starts from (:func:`timelab.editing.solver.solve_for_states`).
+For each (augmented) source/destination pair with alignment ``pi``, the keys are the source states
+``c_i`` that the edit sites read (on Stable Diffusion all ``max_length`` text states: start, words, end,
+padding; on models that mask padding, the unmasked ones; see :mod:`.sites`) and the target states are
+the aligned destination states ``c*_pi(i)``; the target of projection ``W`` is ``W c*_pi(i)`` under the
+weights the edit starts from (:func:`timelab.editing.solver.solve_for_states`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .alignment import AUGMENTATION_PREFIXES, align_tokens, augment_prompt
-from .prompts import encode_prompts, tokenizers, unknown_words
+from .alignment import AUGMENTATION_PREFIXES, augment_prompt
+from .prompts import tokenizers, unknown_words
+from .sites import site_alignments, site_inputs
 
 
 class UnknownWordsWarning(UserWarning):
@@ -30,16 +32,6 @@ def edit_pairs(sources: Sequence[str], destinations: Sequence[str], augment: boo
         for src, dst in zip(sources, destinations)
         for pair in (zip(augment_prompt(src, prefixes), augment_prompt(dst, prefixes)) if augment else [(src, dst)])
     ]
-
-
-def _alignments(pipe, pairs: list[tuple[str, str]]) -> list[list[int]]:
-    found = []
-    for source, destination in pairs:
-        maps = [align_tokens(tok, source, destination) for tok in tokenizers(pipe)]
-        if any(m != maps[0] for m in maps[1:]):
-            raise ValueError(f"the pipeline's tokenizers align {source!r} -> {destination!r} differently")
-        found.append(maps[0])
-    return found
 
 
 def prompts_unknown_words(pipe, prompts: Sequence[str]) -> list[str]:
@@ -65,27 +57,29 @@ def warn_unknown_words(pipe, prompts: Sequence[str]) -> list[str]:
 
 @torch.no_grad()
 def preserved_keys(pipe, prompts: Sequence[str], sources: Sequence[str]) -> Tensor:
-    """Every text state of the prompts to preserve, ``(len(prompts) * max_length, d)``.
+    """Every state of the prompts to preserve that the edit sites read, ``(len(prompts) * max_length, d)``
+    (on models that mask padding, the unmasked states only).
 
     A prompt that is also one of the edit's sources is refused: it cannot both move and stay put.
     """
     clash = sorted(set(prompts) & set(sources))
     if clash:
         raise ValueError(f"{', '.join(map(repr, clash))} is both edited and preserved: leave it out of preserve")
-    states = encode_prompts(pipe, list(prompts))
-    return states.reshape(-1, states.shape[-1])
+    states, mask = site_inputs(pipe, list(prompts))
+    return states.reshape(-1, states.shape[-1]) if mask is None else states[mask]
 
 
 @torch.no_grad()
 def keys_and_aligned_states(pipe, pairs: list[tuple[str, str]]) -> tuple[Tensor, Tensor]:
-    """TIME's keys ``C`` (every source text state) and the aligned destination states ``C*_pi``.
+    """TIME's keys ``C`` (every source state the edit sites read) and the aligned destination states ``C*_pi``.
 
-    Both ``(len(pairs) * max_length, d)``: row ``i`` of ``C*_pi`` is the destination state that
-    source position ``i`` is aligned to. Alignment errors are raised before anything is encoded.
+    Both ``(n, d)``, ``n = len(pairs) * max_length`` on Stable Diffusion (fewer where padding is masked):
+    row ``i`` of ``C*_pi`` is the destination state that key ``i`` is aligned to. Alignment errors are
+    raised before anything is encoded.
     """
-    positions = torch.tensor(_alignments(pipe, pairs))
-    states = encode_prompts(pipe, [s for s, _ in pairs] + [d for _, d in pairs])
+    positions = site_alignments(pipe, pairs)
+    states, _ = site_inputs(pipe, [s for s, _ in pairs] + [d for _, d in pairs])
     source_states, destination_states = states[: len(pairs)], states[len(pairs):]
-    aligned = torch.stack([destination_states[p, positions[p].to(states.device)] for p in range(len(pairs))])
-    width = states.shape[-1]
-    return source_states.reshape(-1, width), aligned.reshape(-1, width)
+    keys = torch.cat([source_states[p, kept.to(states.device)] for p, (kept, _) in enumerate(positions)])
+    aligned = torch.cat([destination_states[p, target.to(states.device)] for p, (_, target) in enumerate(positions)])
+    return keys, aligned

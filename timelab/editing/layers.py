@@ -40,7 +40,8 @@ def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
             if module.to_k.in_features != width:
                 raise ValueError(
                     f"cross-attention layer {name} reads {module.to_k.in_features}-d states but the "
-                    f"UNet's cross_attention_dim is {width}: this model is not one timelab can edit"
+                    f"model's cross_attention_dim is {width}, so its edit sites are ambiguous: this model is "
+                    "not one timelab can edit"
                 )
             layers[name] = module
     if not layers:
@@ -53,7 +54,12 @@ def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
 
 def select_layers(unet: nn.Module, layers: Iterable[str] | None = None) -> dict[str, nn.Module]:
     """All cross-attention layers, or those named (a name may be a prefix such as ``"up_blocks"``)."""
-    found = cross_attention_layers(unet)
+    return filter_layers(cross_attention_layers(unet), layers)
+
+
+def filter_layers(found: dict[str, nn.Module], layers: Iterable[str] | None = None,
+                  what: str = "cross-attention layer") -> dict[str, nn.Module]:
+    """``found``, or the entries named (a name may be a prefix); a name matching nothing raises."""
     if layers is None:
         return found
     wanted = [layers] if isinstance(layers, str) else list(layers)
@@ -62,7 +68,7 @@ def select_layers(unet: nn.Module, layers: Iterable[str] | None = None) -> dict[
         matches = {n: m for n, m in found.items() if n == pattern or n.startswith(pattern.rstrip(".") + ".")}
         if not matches:
             raise ValueError(
-                f"no cross-attention layer matches {pattern!r}; available layers: {', '.join(found)}"
+                f"no {what} matches {pattern!r}; available: {', '.join(found)}"
             )
         chosen.update(matches)
     return {n: found[n] for n in found if n in chosen}

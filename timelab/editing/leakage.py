@@ -1,7 +1,8 @@
 r"""Predicted leakage: how far an edit moves each prompt's keys and values, without drawing an image.
 
 An edit changes each projection ``W`` to ``W' = W + Delta``. For a prompt with text states ``c_1..c_L``
-(every position, padding included, as the UNet reads them) its leakage is the relative change of the
+(every position the edit sites read: on Stable Diffusion padding included, on models that mask padding
+the unmasked positions only) its leakage is the relative change of the
 projected states over all positions and all edited matrices,
 
     leakage = sqrt( sum_W sum_i ||Delta c_i||^2 / sum_W sum_i ||W c_i||^2 ),
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .edit import Edit
-from .prompts import encode_prompts
+from .sites import site_inputs
 
 
 def _gram(matrices) -> Tensor:
@@ -37,7 +38,10 @@ def leakage(edit: Edit, prompts: Sequence[str], batch_size: int = 256) -> Tensor
     whole = _gram(edit.original[n].cpu() for n in edit.edited)
     out = []
     for start in range(0, len(prompts), batch_size):
-        states = encode_prompts(edit.pipe, list(prompts[start:start + batch_size])).double().cpu()
+        states, mask = site_inputs(edit.pipe, list(prompts[start:start + batch_size]))
+        states = states.double().cpu()
+        if mask is not None:  # masked positions are read by no layer: they count as zero states
+            states = states * mask.cpu().unsqueeze(-1)
         change = torch.einsum("bld,de,ble->b", states, moved, states)
         size = torch.einsum("bld,de,ble->b", states, whole, states)
         out.append((change / size).sqrt())

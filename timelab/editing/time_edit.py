@@ -10,8 +10,8 @@ import torch
 from .alignment import AUGMENTATION_PREFIXES
 from .edit import Edit, active_edits, reset_edits
 from .keys import edit_pairs, keys_and_aligned_states, preserved_keys, warn_unknown_words
-from .layers import projections, select_layers
 from .settings import EditSettings
+from .sites import site_projections
 from .solver import PAPER_LAMBDA, solve_for_states
 
 
@@ -42,6 +42,7 @@ def time_edit(
     ``source``/``destination`` are one prompt each or equal-length lists of pairs solved together.
     With ``augment`` each pair is also used with the paper's prefixes ("A photo of ", ...), all with
     equal weight. ``layers`` restricts the edit to cross-attention layers by name or name prefix.
+    Where the edit sites are and what they read depends on the architecture (:func:`~.sites.edit_sites`).
     Unless ``stack`` is set, any active edit is undone first, so the edit starts from the original
     weights. ``preserve`` lists prompts whose keys and values should stay as they are: their text states
     join the key system with their current projections as targets, weighted by ``preserve_weight``
@@ -56,7 +57,7 @@ def time_edit(
     if preserve is not None and not list(preserve):
         raise ValueError("preserve is empty: give at least one prompt to preserve, or leave preserve out")
     settings = EditSettings(lamb, edit_keys, edit_values, augment, prefixes, layers, preserve or (), preserve_weight)
-    targets = projections(select_layers(pipe.unet, settings.layers), edit_keys, edit_values)
+    targets = site_projections(pipe, settings.layers, edit_keys, edit_values)
     started = time.perf_counter()
     pairs = edit_pairs(sources, destinations, augment, settings.prefixes)
     keys, aligned = keys_and_aligned_states(pipe, pairs)
