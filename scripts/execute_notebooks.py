@@ -57,7 +57,7 @@ def code_digest(notebook: nbformat.NotebookNode) -> str:
 
 def runtime_line(seconds: float) -> str:
     """The header line ``--save`` writes: a measurement, with the machine it was made on."""
-    return (f"**Runtime**: {seconds:.0f} s on a {os.cpu_count()}-core CPU with TinyWorld, measured by "
+    return (f"**Runtime**: {seconds:.0f} s on a {os.cpu_count()}-core CPU, measured by "
             f"`make notebooks` (its defaults; figures for a GPU below where they apply).")
 
 

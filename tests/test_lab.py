@@ -418,7 +418,7 @@ def test_images_figure_draws_a_row_per_prompt_and_model_over_seeds(sd1_pipe):
 
 
 def test_apply_on_tinyworld_draws_most_circles_blue(tinyworld):
-    """One apply on TinyWorld (8 seeds x 4 test prompts, 10 steps, the original already drawn), judged:
+    """One apply on TinyWorld (8 seeds x 4 test prompts at TinyWorld's default steps, the original already drawn), judged:
     the lab's end-to-end path on the trained model. How long it takes: benchmarks/lab_speed.py."""
     from timelab.lab import lab_defaults, lab_judge
     from timelab.models import TINYWORLD

@@ -9,9 +9,11 @@ from .render import Scene, Thing, render
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 CLIP_FOLDER = "clip"  # the whole tiny CLIP (both towers) inside a TinyWorld folder: its CLIP judge
-# DDIM steps TinyWorld is drawn with by default: 10 draw the same world as 25 (every judged share within
-# its 95% interval) where 8 do not, nor DPM-Solver++ at 15 (benchmarks/results/tinyworld_speed_judged.md).
-STEPS = 10
+# DDIM steps TinyWorld is drawn with by default: 20 draw the same world as 25 (every judged share inside the
+# 25-step share's 95% interval); 15 draw 'a cross' purple 3 points more often, just outside it; 10 lose 13
+# points of TIME's generality; DPM-Solver++ at 8-15 misses one-object prompts
+# (benchmarks/results/tinyworld_speed_judged.md).
+STEPS = 20
 
 BATCH_SIZE = 32  # images per pipeline call: the fastest on a 2-core CPU (benchmarks/results/tinyworld_speed.md)
 
