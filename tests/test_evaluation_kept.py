@@ -22,6 +22,7 @@ from timelab.evaluation.tinyworld.attributes import (
     attributes_kept, edited_attributes, kept_attributes, left_alone, read_attribute,
 )
 from timelab.evaluation.tinyworld.items import edit_items
+from timelab.schedulers import ddim
 from timelab.tinyworld import spec
 from timelab.tinyworld.captions import describe
 from timelab.tinyworld.render import Scene, Thing, render
@@ -130,6 +131,7 @@ class ScenePipe:
 
     def __init__(self) -> None:
         self.edit = None
+        self.scheduler = ddim()  # named in results headers, as a real pipeline's
 
     def set_progress_bar_config(self, **_) -> None:
         pass
