@@ -1,4 +1,4 @@
-"""TIME beyond the UNet: edits of the tiny random PixArt, Sana and SD3 pipelines checked from the outside.
+"""TIME beyond the UNet: edits of the tiny random PixArt, Sana, SD3 and FLUX pipelines checked from the outside.
 
 Every check reads what the model itself computes: the inputs and outputs of each edited linear map and
 the attention mask its layers get are captured with forward hooks while the pipeline draws (one step,
@@ -25,8 +25,10 @@ CALL = {
     "tiny-random-pixart": {"height": 16, "width": 16, "use_resolution_binning": False},
     "tiny-random-sana": {"height": 32, "width": 32, "use_resolution_binning": False},
     "tiny-random-sd3": {"height": 16, "width": 16},
+    "tiny-random-flux": {"height": 16, "width": 16},
 }
 MASKED = ("tiny-random-pixart", "tiny-random-sana")
+JOINT = ("tiny-random-sd3", "tiny-random-flux")  # joint attention: context_embedder is the edit site
 
 
 @pytest.fixture(scope="module", params=list(CALL))
@@ -45,9 +47,9 @@ def _undo_edits(request):
 
 
 def _linears(pipe) -> dict[str, nn.Linear]:
-    """The edited linear maps, found here by name: every block's attn2 projections, or SD3's context_embedder."""
+    """The edited linear maps, found here by name: every block's attn2 projections, or SD3's/FLUX's context_embedder."""
     model = pipe.transformer
-    if pipe.name == "tiny-random-sd3":
+    if pipe.name in JOINT:
         return {"context_embedder": model.context_embedder}
     return {f"{name}.{part}": getattr(module, part) for name, module in model.named_modules()
             if name.endswith("attn2") for part in ("to_k", "to_v")}
@@ -56,7 +58,7 @@ def _linears(pipe) -> dict[str, nn.Linear]:
 @torch.no_grad()
 def _capture(pipe, prompt: str) -> dict:
     """What each edited map reads and writes for ``prompt`` in a real (one-step) generation, and which
-    text positions the attention may use (the mask its attn2 layers get; all for SD3)."""
+    text positions the attention may use (the mask its attn2 layers get; all for SD3 and FLUX)."""
     seen: dict = {"inputs": {}, "outputs": {}}
     handles = []
     for name, linear in _linears(pipe).items():
@@ -103,6 +105,9 @@ def _aligned_positions(pipe, source: str, destination: str, source_seen: dict, d
         kept, target = source_seen["kept"], destination_seen["kept"]
         assert [len(i) for i in ids] == [len(kept), len(target)], "the mask should cover exactly the prompt's tokens"
         return kept, target[_walk(ids[0], ids[1], len(ids[0]))]
+    if pipe.name == "tiny-random-flux":  # T5's states only (CLIP gives the pooled vector)
+        t5 = [pipe.tokenizer_2(p).input_ids for p in (source, destination)]
+        return source_seen["kept"], torch.tensor(_walk(t5[0], t5[1], source_seen["kept"].shape[0]))
     clip = [pipe.tokenizer(p).input_ids for p in (source, destination)]
     t5 = [pipe.tokenizer_3(p).input_ids for p in (source, destination)]
     t5_length = source_seen["kept"].shape[0] - 77
@@ -189,7 +194,7 @@ def test_source_moves_towards_destination_by_the_predicted_amount(pipe):
 
 @pytest.mark.parametrize("name", MASKED)
 def test_masked_padding_stays_out_of_the_key_system(name):
-    """(SD3's joint attention has no text mask: there every position is a key, as the solve test checks.)"""
+    """(SD3's and FLUX's joint attention has no text mask: there every position is a key, as the solve test checks.)"""
     pipe = load_pipeline(name, device="cpu")
     pipe.name = name
     seen_s, seen_d = _capture(pipe, SOURCE), _capture(pipe, DESTINATION)
@@ -223,7 +228,7 @@ def test_undo_is_bit_exact_and_files_load_back(pipe, tmp_path):
 
 def test_an_edit_file_for_one_architecture_is_refused_by_another(tmp_path):
     files = {}
-    pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED)}
+    pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED, *JOINT)}
     for name, pipe in pipes.items():
         with time_edit(pipe, SOURCE, DESTINATION, augment=False) as edit:
             files[name] = edit.save(tmp_path / f"{name}.safetensors")
@@ -258,7 +263,7 @@ def test_the_site_table_names_every_edited_matrix(pipe):
 
 def test_bad_input_is_refused_and_leaves_the_model_alone(pipe):
     before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
-    too_long = "a " + " ".join(["red"] * 400) + " rose"
+    too_long = "a " + " ".join(["red"] * 600) + " rose"  # over FLUX's 512 T5 positions too
     with pytest.raises(ValueError, match="longer than|over the tokenizer's limit"):
         time_edit(pipe, too_long, too_long + " blue")
     with pytest.raises(ValueError, match="matches 'no_such_block'"):
@@ -274,8 +279,9 @@ def test_a_layer_filter_edits_only_the_named_sites(pipe):
     assert all(n.startswith(name) for n in edit.edited) and edit.edited
 
 
-def test_sd3_edits_its_entry_projection_only_whole():
-    pipe = load_pipeline("tiny-random-sd3", device="cpu")
+@pytest.mark.parametrize("name", JOINT)
+def test_joint_models_edit_their_entry_projection_only_whole(name):
+    pipe = load_pipeline(name, device="cpu")
     with pytest.raises(ValueError, match="edit_keys and edit_values"):
         time_edit(pipe, SOURCE, DESTINATION, edit_values=False)
     with pytest.raises(NotImplementedError, match="joint attention"):
@@ -286,7 +292,7 @@ def test_unknown_and_ambiguous_architectures_are_named():
     class Pipe:
         transformer = nn.Linear(2, 2)
 
-    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3"):
+    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3.*FLUX"):
         edit_sites(Pipe())
     both = Pipe()
     both.unet = nn.Linear(2, 2)

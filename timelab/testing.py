@@ -4,7 +4,7 @@ Nothing here downloads. ``tiny_pipeline`` builds small SD 1.x / SD 2.x / SDXL lo
 Diffusion's real tokenizer (from the CLIP merge table) and deliberately unusual text widths, so that
 code which hard-codes 768 fails. ``sd14_shaped_pipeline`` has Stable Diffusion 1.4's exact
 architecture (CLIP ViT-L/14 text encoder, 860M-parameter UNet) with random weights.
-``tiny_transformer_pipeline`` builds tiny PixArt-alpha, Sana and SD3 pipelines (diffusion transformers)
+``tiny_transformer_pipeline`` builds tiny PixArt-alpha, Sana, SD3 and FLUX pipelines (diffusion transformers)
 with the stand-in T5 and Gemma tokenizers of :mod:`timelab.stand_in_tokenizers` and CLIP's real one.
 """
 
@@ -15,7 +15,8 @@ import os
 from typing import Iterator, Literal
 
 import torch
-from diffusers import (AutoencoderDC, AutoencoderKL, FlowMatchEulerDiscreteScheduler, PixArtAlphaPipeline,
+from diffusers import (AutoencoderDC, AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
+                       FluxTransformer2DModel, PixArtAlphaPipeline,
                        PixArtTransformer2DModel, SanaPipeline, SanaTransformer2DModel, SD3Transformer2DModel,
                        StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline,
                        UNet2DConditionModel)
@@ -27,7 +28,7 @@ from .schedulers import ddim
 from .stand_in_tokenizers import stand_in_gemma_tokenizer, stand_in_t5_tokenizer
 
 Flavour = Literal["sd1", "sd2", "sdxl"]
-TransformerFlavour = Literal["pixart", "sana", "sd3"]
+TransformerFlavour = Literal["pixart", "sana", "sd3", "flux"]
 
 # Widths of the tiny text encoders: SD 1.x-like, SD 2.x-like, and SDXL's two (concatenated to 64).
 TINY_TEXT_WIDTH = {"sd1": 32, "sd2": 48, "sdxl": (32, 32)}
@@ -189,16 +190,17 @@ def _tiny_t5(vocab_size: int, width: int = TINY_CAPTION_WIDTH) -> T5EncoderModel
 
 
 def tiny_transformer_pipeline(flavour: TransformerFlavour = "pixart", seed: int = 0):
-    """A tiny random-weight PixArt-alpha, Sana or SD3 pipeline (diffusion transformers), built offline.
+    """A tiny random-weight PixArt-alpha, Sana, SD3 or FLUX pipeline (diffusion transformers), built offline.
 
     PixArt reads T5 states and Sana Gemma-2 states (stand-in tokenizers, see
     :mod:`timelab.stand_in_tokenizers`) through a caption projection and cross-attention; SD3 reads
-    CLIP-L, CLIP-G (CLIP's real tokenizer) and T5 (the stand-in) through joint attention. The weights
+    CLIP-L, CLIP-G (CLIP's real tokenizer) and T5 (the stand-in) through joint attention; FLUX reads T5
+    (the stand-in) through joint attention and CLIP's pooled vector (real tokenizer). The weights
     depend on ``seed`` only; torch's global random state is left as the caller had it.
     """
-    builders = {"pixart": _tiny_pixart, "sana": _tiny_sana, "sd3": _tiny_sd3}
+    builders = {"pixart": _tiny_pixart, "sana": _tiny_sana, "sd3": _tiny_sd3, "flux": _tiny_flux}
     if flavour not in builders:
-        raise ValueError(f"unknown flavour {flavour!r}; choose 'pixart', 'sana' or 'sd3'")
+        raise ValueError(f"unknown flavour {flavour!r}; choose one of {', '.join(map(repr, builders))}")
     with _seeded(seed):
         return _evaluating(builders[flavour]())
 
@@ -265,6 +267,20 @@ def _tiny_sd3() -> StableDiffusion3Pipeline:
         text_encoder_2=CLIPTextModelWithProjection(_text_config(clip_width, act="gelu", projection_dim=2 * clip_width)),
         tokenizer_2=build_clip_tokenizer(pad_token="!"),
         text_encoder_3=_tiny_t5(len(tokenizer_3), t5_width), tokenizer_3=tokenizer_3,
+    )
+
+
+def _tiny_flux() -> FluxPipeline:
+    clip_width, t5_width = 16, 48  # CLIP's pooled vector modulates the blocks; T5's states are the text tokens
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=8, num_attention_heads=3,
+        joint_attention_dim=t5_width, pooled_projection_dim=clip_width, axes_dims_rope=(2, 2, 4),
+    )  # in_channels: the tiny autoencoder's 4 latent channels packed 2 x 2
+    tokenizer_2 = stand_in_t5_tokenizer()
+    return FluxPipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_tiny_vae(shift_factor=0.0), text_encoder=CLIPTextModel(_text_config(clip_width)),
+        tokenizer=build_clip_tokenizer(), text_encoder_2=_tiny_t5(len(tokenizer_2), t5_width), tokenizer_2=tokenizer_2,
     )
 
 

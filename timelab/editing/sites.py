@@ -17,6 +17,9 @@ stays fixed while the image is drawn: then ``W' = argmin sum_i ||W' c_i - W c*_p
              ``context_embedder``, where the text (CLIP-L + CLIP-G, zero-padded, then T5; no mask) enters
              the transformer: TIME is exact there, and what the blocks then make of the edited tokens is
              not controlled by the objective.
+    flux     FLUX.1 (double- then single-stream blocks, joint attention): as SD3, ``context_embedder``,
+             which reads the T5 states only (every position, no mask); CLIP gives only the pooled vector
+             that modulates the blocks, which no edit site reads.
 
 :func:`architecture` tells them apart; :func:`select_sites`, :func:`site_projections`,
 :func:`site_alignments` and :func:`site_inputs` are what ``time_edit``, ``leakage``, ``preserve=``,
@@ -41,13 +44,15 @@ from .prompts import encode_prompts, tokenizers
 class Architecture:
     """One kind of model timelab can edit: where its edit sites are and what they read."""
 
-    name: str  # "unet", "pixart", "sana", "sd3": written into edit files
+    name: str  # "unet", "pixart", "sana", "sd3", "flux": written into edit files
     models: str  # the models of this kind
     denoiser: str  # the pipeline's attribute holding the network with the edit sites
     reads: str  # what the edit sites read
     why: str  # why these sites
     masked: bool = False  # padding positions are masked out of the attention (and out of the key system)
     joint: bool = False  # text tokens change from block to block: TIME is exact only at the entry projection
+    clip: tuple[str, ...] = ()  # joint models: the CLIP tokenizers whose states lead the text sequence
+    t5: str = ""  # joint models: the tokenizer of the T5 states that follow them
 
 
 ARCHITECTURES = {
@@ -72,11 +77,20 @@ ARCHITECTURES = {
         "[CLIP-L, CLIP-G zero-padded; T5] states, every position (no mask)",
         "joint attention updates the text tokens in every block, so no to_k/to_v reads fixed states; "
         "context_embedder is the one linear map that does (where text enters): TIME is exact there, "
-        "what the blocks make of the edited tokens is not part of the objective", joint=True),
+        "what the blocks make of the edited tokens is not part of the objective", joint=True,
+        clip=("tokenizer", "tokenizer_2"), t5="tokenizer_3"),
+    "flux": Architecture(
+        "flux", "FLUX.1 (FluxTransformer2DModel)", "transformer",
+        "T5 states, every position (no mask)",
+        "double- and single-stream blocks update the text tokens with joint attention, so no to_k/to_v reads "
+        "fixed states; context_embedder is the one linear map that does (where the T5 states enter): TIME is "
+        "exact there, what the blocks make of the edited tokens is not part of the objective, and CLIP's "
+        "pooled vector (which modulates every block) is not edited", joint=True, t5="tokenizer_2"),
 }
 # The transformer classes each architecture is; a pipeline with a UNet is "unet".
 TRANSFORMER_CLASSES = {
     "PixArtTransformer2DModel": "pixart", "SanaTransformer2DModel": "sana", "SD3Transformer2DModel": "sd3",
+    "FluxTransformer2DModel": "flux",
 }
 JOINT_SITE = "context_embedder"
 
@@ -163,7 +177,12 @@ def text_length(pipe) -> int:
     if arch.name == "unet":
         return int(tokenizers(pipe)[0].model_max_length)
     length = int(_call_default(pipe, "max_sequence_length"))
-    return int(pipe.tokenizer_max_length) + length if arch.joint else length
+    return _clip_length(pipe) + length if arch.joint else length
+
+
+def _clip_length(pipe) -> int:
+    """How many CLIP positions lead a joint model's text sequence (0 where CLIP gives only a pooled vector)."""
+    return int(pipe.tokenizer_max_length) if architecture(pipe).clip else 0
 
 
 def _masked_ids(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
@@ -197,7 +216,7 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
     UNet: all positions, aligned by every tokenizer (which must agree). PixArt/Sana: the unmasked
     positions only, aligned on the tokens the pipeline makes. SD3: CLIP's 77 positions aligned by its
     tokenizers, then T5's (by its tokenizer; left in place when the pipeline has no T5, whose states are
-    then zeros).
+    then zeros). FLUX: T5's positions only.
     """
     arch, found = architecture(pipe), []
     if arch.masked:
@@ -208,17 +227,19 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
                              source, destination)
             found.append((kept, target[walk]))
         return found
-    clip = tokenizers(pipe)
-    length = int(clip[0].model_max_length)
+    if not arch.joint:
+        clip, length = tokenizers(pipe), int(tokenizers(pipe)[0].model_max_length)
+    else:
+        clip, length = [getattr(pipe, name) for name in arch.clip], _clip_length(pipe)
     for source, destination in pairs:
         maps = [align_tokens(tok, source, destination, length) for tok in clip]
         if any(m != maps[0] for m in maps[1:]):
             raise ValueError(f"the pipeline's tokenizers align {source!r} -> {destination!r} differently")
-        positions = torch.tensor(maps[0])
+        positions = torch.tensor(maps[0] if maps else [], dtype=torch.long)
         if arch.joint:
-            t5_length = text_length(pipe) - length
-            t5 = (torch.arange(t5_length) if pipe.tokenizer_3 is None else
-                  torch.tensor(align_tokens(pipe.tokenizer_3, source, destination, t5_length)))
+            t5_length, t5 = text_length(pipe) - length, getattr(pipe, arch.t5)
+            t5 = (torch.arange(t5_length) if t5 is None else
+                  torch.tensor(align_tokens(t5, source, destination, t5_length)))
             positions = torch.cat([positions, t5 + length])
         found.append((torch.arange(len(positions)), positions))
     return found
@@ -235,8 +256,8 @@ def site_inputs(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
     device = getattr(pipe, "_execution_device", None) or pipe.device
     length = int(_call_default(pipe, "max_sequence_length"))
     if arch.joint:
-        states = pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=device,
-                                    do_classifier_free_guidance=False, max_sequence_length=length)[0]
+        extra = {"prompt_2": None, "prompt_3": None, "do_classifier_free_guidance": False} if arch.clip else {}
+        states = pipe.encode_prompt(prompt=prompts, device=device, max_sequence_length=length, **extra)[0]
         return states, None
     _masked_ids(pipe, prompts)  # the length check
     extra = {"complex_human_instruction": _call_default(pipe, "complex_human_instruction")} if arch.name == "sana" else {}
