@@ -1,4 +1,5 @@
-"""TIME beyond the UNet: edits of the tiny random PixArt, Sana, SD3 and FLUX pipelines checked from the outside.
+"""TIME beyond Stable Diffusion's UNet: edits of the tiny random PixArt, Sana, SD3, FLUX and Kandinsky 3
+pipelines checked from the outside.
 
 Every check reads what the model itself computes: the inputs and outputs of each edited linear map and
 the attention mask its layers get are captured with forward hooks while the pipeline draws (one step,
@@ -26,8 +27,9 @@ CALL = {
     "tiny-random-sana": {"height": 32, "width": 32, "use_resolution_binning": False},
     "tiny-random-sd3": {"height": 16, "width": 16},
     "tiny-random-flux": {"height": 16, "width": 16},
+    "tiny-random-kandinsky3": {"height": 64, "width": 64},  # its latents are 8 x 8
 }
-MASKED = ("tiny-random-pixart", "tiny-random-sana")
+MASKED = ("tiny-random-pixart", "tiny-random-sana", "tiny-random-kandinsky3")
 JOINT = ("tiny-random-sd3", "tiny-random-flux")  # joint attention: context_embedder is the edit site
 
 
@@ -46,11 +48,27 @@ def _undo_edits(request):
         reset_edits(request.getfixturevalue("pipe"))
 
 
+def _model(pipe) -> nn.Module:
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+
+def _text_attentions(pipe) -> dict[str, nn.Module]:
+    """Kandinsky 3's attention modules whose keys read the text: here, those whose to_k is as wide as the
+    UNet's cross_attention_dim (the tiny UNet's channels, 8/16/32, all differ from it)."""
+    width = pipe.unet.config.cross_attention_dim
+    return {name: module for name, module in pipe.unet.named_modules()
+            if type(module).__name__ == "Attention" and module.to_k.in_features == width}
+
+
 def _linears(pipe) -> dict[str, nn.Linear]:
-    """The edited linear maps, found here by name: every block's attn2 projections, or SD3's/FLUX's context_embedder."""
-    model = pipe.transformer
+    """The edited linear maps, found here by name: every block's attn2 projections, SD3's/FLUX's
+    context_embedder, or the to_k/to_v of Kandinsky 3's attention modules that read the text."""
+    model = _model(pipe)
     if pipe.name in JOINT:
         return {"context_embedder": model.context_embedder}
+    if pipe.name == "tiny-random-kandinsky3":
+        return {f"{name}.{part}": getattr(module, part) for name, module in _text_attentions(pipe).items()
+                for part in ("to_k", "to_v")}
     return {f"{name}.{part}": getattr(module, part) for name, module in model.named_modules()
             if name.endswith("attn2") for part in ("to_k", "to_v")}
 
@@ -67,11 +85,12 @@ def _capture(pipe, prompt: str) -> dict:
             seen["outputs"].setdefault(name, output[0].double())
         handles.append(linear.register_forward_hook(hook))
     if pipe.name in MASKED:
-        attn2 = pipe.transformer.transformer_blocks[0].attn2
+        kandinsky = pipe.name == "tiny-random-kandinsky3"
+        attn = (list(_text_attentions(pipe).values())[1] if kandinsky else pipe.transformer.transformer_blocks[0].attn2)
 
-        def mask_hook(module, args, kwargs):
-            seen.setdefault("bias", kwargs["attention_mask"][0, 0])
-        handles.append(attn2.register_forward_pre_hook(mask_hook, with_kwargs=True))
+        def mask_hook(module, args, kwargs):  # Kandinsky 3 passes (hidden, context, mask) positionally
+            seen.setdefault("bias", (args[2] if kandinsky else kwargs["attention_mask"])[0, 0])
+        handles.append(attn.register_forward_pre_hook(mask_hook, with_kwargs=True))
     try:
         pipe(prompt, num_inference_steps=1, guidance_scale=1.0, output_type="latent",
              generator=torch.Generator().manual_seed(0), **CALL[pipe.name])
@@ -100,8 +119,8 @@ def _walk(source: list[int], destination: list[int], length: int) -> list[int]:
 
 def _aligned_positions(pipe, source: str, destination: str, source_seen: dict, destination_seen: dict):
     """(source key positions, destination positions they align to), from the tokenizers' ids."""
-    if pipe.name in MASKED:  # the pipelines lowercase prompts; only the unmasked positions are keys
-        ids = [pipe.tokenizer(p.lower()).input_ids for p in (source, destination)]
+    if pipe.name in MASKED:  # PixArt, Sana lowercase prompts; only the unmasked positions are keys
+        ids = [pipe.tokenizer(p if "kandinsky" in pipe.name else p.lower()).input_ids for p in (source, destination)]
         kept, target = source_seen["kept"], destination_seen["kept"]
         assert [len(i) for i in ids] == [len(kept), len(target)], "the mask should cover exactly the prompt's tokens"
         return kept, target[_walk(ids[0], ids[1], len(ids[0]))]
@@ -214,26 +233,28 @@ def test_masked_padding_stays_out_of_the_key_system(name):
 
 
 def test_undo_is_bit_exact_and_files_load_back(pipe, tmp_path):
-    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    before = {k: v.clone() for k, v in _model(pipe).state_dict().items()}
     edit = time_edit(pipe, SOURCE, DESTINATION)
     path = edit.save(tmp_path / "edit.safetensors")
     edit.undo()
-    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in _model(pipe).state_dict().items())
     loaded = load_edit(pipe, path)
     assert all(torch.equal(loaded.edited[n], edit.edited[n]) for n in edit.edited)
     assert all(torch.equal(m.weight, edit.edited[n]) for n, m in _linears(pipe).items())
     loaded.undo()
-    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in _model(pipe).state_dict().items())
 
 
 def test_an_edit_file_for_one_architecture_is_refused_by_another(tmp_path):
     files = {}
     pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED, *JOINT)}
     for name, pipe in pipes.items():
+        pipe.name = name
+    for name, pipe in pipes.items():
         with time_edit(pipe, SOURCE, DESTINATION, augment=False) as edit:
             files[name] = edit.save(tmp_path / f"{name}.safetensors")
     for name, pipe in pipes.items():
-        model = pipe.unet if name == "tiny-random" else pipe.transformer
+        model = _model(pipe)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         for other, path in files.items():
             if other == name:
@@ -254,7 +275,7 @@ def test_leakage_is_the_relative_change_over_the_positions_the_model_reads(pipe)
 
 def test_the_site_table_names_every_edited_matrix(pipe):
     report = edit_sites(pipe)
-    total = sum(p.numel() for p in pipe.transformer.parameters())
+    total = sum(p.numel() for p in _model(pipe).parameters())
     assert [row[0] for row in report.rows] == list(_linears(pipe))
     assert report.share == pytest.approx(sum(m.weight.numel() for m in _linears(pipe).values()) / total)
     text = str(report)
@@ -262,7 +283,7 @@ def test_the_site_table_names_every_edited_matrix(pipe):
 
 
 def test_bad_input_is_refused_and_leaves_the_model_alone(pipe):
-    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    before = {k: v.clone() for k, v in _model(pipe).state_dict().items()}
     too_long = "a " + " ".join(["red"] * 600) + " rose"  # over FLUX's 512 T5 positions too
     with pytest.raises(ValueError, match="longer than|over the tokenizer's limit"):
         time_edit(pipe, too_long, too_long + " blue")
@@ -270,7 +291,7 @@ def test_bad_input_is_refused_and_leaves_the_model_alone(pipe):
         time_edit(pipe, SOURCE, DESTINATION, layers=["no_such_block"])
     with pytest.raises(ValueError, match="cannot align"):
         time_edit(pipe, "a pack of roses", "roses in a pack")
-    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in _model(pipe).state_dict().items())
 
 
 def test_a_layer_filter_edits_only_the_named_sites(pipe):
@@ -292,7 +313,7 @@ def test_unknown_and_ambiguous_architectures_are_named():
     class Pipe:
         transformer = nn.Linear(2, 2)
 
-    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3.*FLUX"):
+    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3.*FLUX.*Kandinsky 3"):
         edit_sites(Pipe())
     both = Pipe()
     both.unet = nn.Linear(2, 2)
@@ -301,6 +322,10 @@ def test_unknown_and_ambiguous_architectures_are_named():
     pipe = load_pipeline("tiny-random-pixart", device="cpu")
     pipe.transformer.transformer_blocks[1].attn2.to_k = nn.Linear(7, 24)  # reads something else
     with pytest.raises(ValueError, match="transformer_blocks.1.attn2.*ambiguous"):
+        site_projections(pipe)
+    pipe = load_pipeline("tiny-random-kandinsky3", device="cpu")
+    pipe.unet.up_blocks[0].attentions[1].attention.to_k = nn.Linear(7, 32)
+    with pytest.raises(ValueError, match="up_blocks.0.attentions.1.attention.*encoder_hid_proj"):
         site_projections(pipe)
 
 

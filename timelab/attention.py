@@ -305,7 +305,8 @@ class AttentionRecorder:
         if arch.name != "unet":
             raise NotImplementedError(f"token_maps labels positions as Stable Diffusion's pipeline tokenizes; "
                                       f"{arch.models} rewrites prompts before tokenizing them (lowercase, an "
-                                      "instruction in front on Sana): read maps() by position instead")
+                                      "instruction in front on Sana) or cuts the text after the batch's longest "
+                                      "prompt (Kandinsky 3): read maps() by position instead")
         maps = self.maps(**maps_kwargs)
         if not -maps.shape[0] <= image < maps.shape[0]:
             raise IndexError(f"image {image} out of range: {maps.shape[0]} image(s) recorded")
