@@ -9,6 +9,7 @@ rule written out again. Nothing below asks timelab how it found its keys.
 
 from __future__ import annotations
 
+import diffusers
 import pytest
 import torch
 from torch import nn
@@ -28,6 +29,14 @@ CALL = {
     "tiny-random-sd3": {"height": 16, "width": 16},
     "tiny-random-flux": {"height": 16, "width": 16},
     "tiny-random-kandinsky3": {"height": 64, "width": 64},  # its latents are 8 x 8
+}
+# Tiny configs of the denoisers timelab names as unsupported (built here only to check the error).
+TINY_UNSUPPORTED = {
+    "LuminaNextDiT2DModel": dict(sample_size=8, patch_size=2, in_channels=4, hidden_size=32, num_layers=1,
+                                 num_attention_heads=2, num_kv_heads=1, multiple_of=16, cross_attention_dim=16),
+    "HunyuanDiT2DModel": dict(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8,
+                              num_attention_heads=2, cross_attention_dim=16, cross_attention_dim_t5=16,
+                              pooled_projection_dim=8, hidden_size=16, text_len=4, text_len_t5=4),
 }
 MASKED = ("tiny-random-pixart", "tiny-random-sana", "tiny-random-kandinsky3")
 JOINT = ("tiny-random-sd3", "tiny-random-flux")  # joint attention: context_embedder is the edit site
@@ -317,6 +326,11 @@ def test_unknown_and_ambiguous_architectures_are_named():
         edit_sites(Pipe())
     both = Pipe()
     both.unet = nn.Linear(2, 2)
+    for cls, reason in (("LuminaNextDiT2DModel", "own RMSNorm"), ("HunyuanDiT2DModel", "not supported yet")):
+        named = Pipe()
+        named.transformer = getattr(diffusers, cls)(**TINY_UNSUPPORTED[cls])
+        with pytest.raises(NotImplementedError, match=f"{cls}.*{reason}.*it supports"):
+            time_edit(named, SOURCE, DESTINATION)
     with pytest.raises(ValueError, match="ambiguous"):
         time_edit(both, SOURCE, DESTINATION)
     pipe = load_pipeline("tiny-random-pixart", device="cpu")

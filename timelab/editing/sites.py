@@ -107,6 +107,18 @@ TRANSFORMER_CLASSES = {
     "PixArtTransformer2DModel": "pixart", "SanaTransformer2DModel": "sana", "SD3Transformer2DModel": "sd3",
     "FluxTransformer2DModel": "flux",
 }
+# Denoisers timelab recognises but does not edit, and why (named in the error).
+UNSUPPORTED = {
+    "LuminaNextDiT2DModel": (
+        "Lumina-Next's text states are fixed, but every block's attn2 reads them through that block's own "
+        "RMSNorm (norm1_context, with a learned per-block scale), so its sites read different states; timelab "
+        "solves one key system per edit for sites that read the same states, and Lumina-Next would need one "
+        "per block"),
+    "HunyuanDiT2DModel": (
+        "HunyuanDiT is not supported yet: its attn2 layers read fixed states (CLIP-like BERT states and "
+        "text_embedder(mT5 states), concatenated, with learned embeddings in place of padding, no mask), which "
+        "fits TIME, but timelab does not compute those states yet"),
+}
 JOINT_SITE = "context_embedder"
 
 
@@ -125,7 +137,8 @@ def architecture(pipe) -> Architecture:
     name = TRANSFORMER_CLASSES.get(type(transformer).__name__) if transformer is not None else None
     if name is None:
         what = type(transformer).__name__ if transformer is not None else "no UNet or transformer"
-        raise NotImplementedError(f"timelab does not know where to edit {type(pipe).__name__} ({what}); "
+        reason = f": {UNSUPPORTED[what]}" if what in UNSUPPORTED else ""
+        raise NotImplementedError(f"timelab does not know where to edit {type(pipe).__name__} ({what}){reason}; "
                                   f"it supports: {_supported()}")
     return ARCHITECTURES[name]
 
