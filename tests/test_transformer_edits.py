@@ -1,5 +1,5 @@
-"""TIME beyond Stable Diffusion's UNet: edits of the tiny random PixArt, Sana, SD3, FLUX and Kandinsky 3
-pipelines checked from the outside.
+"""TIME beyond Stable Diffusion's UNet: edits of the tiny random PixArt, Sana, SD3, FLUX, Kandinsky 3 and
+HunyuanDiT pipelines checked from the outside.
 
 Every check reads what the model itself computes: the inputs and outputs of each edited linear map and
 the attention mask its layers get are captured with forward hooks while the pipeline draws (one step,
@@ -29,14 +29,12 @@ CALL = {
     "tiny-random-sd3": {"height": 16, "width": 16},
     "tiny-random-flux": {"height": 16, "width": 16},
     "tiny-random-kandinsky3": {"height": 64, "width": 64},  # its latents are 8 x 8
+    "tiny-random-hunyuan": {"height": 16, "width": 16, "use_resolution_binning": False},
 }
 # Tiny configs of the denoisers timelab names as unsupported (built here only to check the error).
 TINY_UNSUPPORTED = {
     "LuminaNextDiT2DModel": dict(sample_size=8, patch_size=2, in_channels=4, hidden_size=32, num_layers=1,
                                  num_attention_heads=2, num_kv_heads=1, multiple_of=16, cross_attention_dim=16),
-    "HunyuanDiT2DModel": dict(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8,
-                              num_attention_heads=2, cross_attention_dim=16, cross_attention_dim_t5=16,
-                              pooled_projection_dim=8, hidden_size=16, text_len=4, text_len_t5=4),
 }
 MASKED = ("tiny-random-pixart", "tiny-random-sana", "tiny-random-kandinsky3")
 JOINT = ("tiny-random-sd3", "tiny-random-flux")  # joint attention: context_embedder is the edit site
@@ -133,6 +131,11 @@ def _aligned_positions(pipe, source: str, destination: str, source_seen: dict, d
         kept, target = source_seen["kept"], destination_seen["kept"]
         assert [len(i) for i in ids] == [len(kept), len(target)], "the mask should cover exactly the prompt's tokens"
         return kept, target[_walk(ids[0], ids[1], len(ids[0]))]
+    if pipe.name == "tiny-random-hunyuan":  # BERT's 77 positions, then (m)T5's; no mask: every position a key
+        bert = [pipe.tokenizer(p).input_ids for p in (source, destination)]
+        t5 = [pipe.tokenizer_2(p).input_ids for p in (source, destination)]
+        t5_length = source_seen["kept"].shape[0] - 77
+        return source_seen["kept"], torch.tensor(_walk(bert[0], bert[1], 77) + [77 + p for p in _walk(t5[0], t5[1], t5_length)])
     if pipe.name == "tiny-random-flux":  # T5's states only (CLIP gives the pooled vector)
         t5 = [pipe.tokenizer_2(p).input_ids for p in (source, destination)]
         return source_seen["kept"], torch.tensor(_walk(t5[0], t5[1], source_seen["kept"].shape[0]))
@@ -256,7 +259,7 @@ def test_undo_is_bit_exact_and_files_load_back(pipe, tmp_path):
 
 def test_an_edit_file_for_one_architecture_is_refused_by_another(tmp_path):
     files = {}
-    pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED, *JOINT)}
+    pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED, *JOINT, "tiny-random-hunyuan")}
     for name, pipe in pipes.items():
         pipe.name = name
     for name, pipe in pipes.items():
@@ -304,7 +307,7 @@ def test_bad_input_is_refused_and_leaves_the_model_alone(pipe):
 
 
 def test_a_layer_filter_edits_only_the_named_sites(pipe):
-    name = next(iter(_linears(pipe))).rsplit(".", 1)[0] if pipe.name in MASKED else "context_embedder"
+    name = next(iter(_linears(pipe))).rsplit(".", 1)[0] if pipe.name not in JOINT else "context_embedder"
     edit = time_edit(pipe, SOURCE, DESTINATION, layers=[name])
     assert all(n.startswith(name) for n in edit.edited) and edit.edited
 
@@ -322,11 +325,11 @@ def test_unknown_and_ambiguous_architectures_are_named():
     class Pipe:
         transformer = nn.Linear(2, 2)
 
-    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3.*FLUX.*Kandinsky 3"):
+    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3.*FLUX.*Kandinsky 3.*HunyuanDiT"):
         edit_sites(Pipe())
     both = Pipe()
     both.unet = nn.Linear(2, 2)
-    for cls, reason in (("LuminaNextDiT2DModel", "own RMSNorm"), ("HunyuanDiT2DModel", "not supported yet")):
+    for cls, reason in (("LuminaNextDiT2DModel", "own RMSNorm"),):
         named = Pipe()
         named.transformer = getattr(diffusers, cls)(**TINY_UNSUPPORTED[cls])
         with pytest.raises(NotImplementedError, match=f"{cls}.*{reason}.*it supports"):
@@ -373,7 +376,27 @@ def test_stand_in_tokenizers_keep_t5_and_gemma_conventions():
     assert gemma.pad_token_id == 0 and gemma.eos_token_id == 1 and gemma.bos_token_id == 2
 
 
-@pytest.mark.parametrize("name", MASKED)
+def test_hunyuan_attention_maps_are_refused_by_name():
+    pipe = load_pipeline("tiny-random-hunyuan", device="cpu")
+    with pytest.raises(NotImplementedError, match="HunyuanDiT.*rotary"):
+        AttentionRecorder(pipe)
+
+
+def test_stand_in_bert_tokenizer_keeps_bert_conventions_and_leaves_no_files(tmp_path, monkeypatch):
+    import tempfile
+
+    from timelab.stand_in_tokenizers import stand_in_bert_tokenizer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bert = stand_in_bert_tokenizer()
+    assert list(tmp_path.iterdir()) == [], "the vocabulary file should be removed again"
+    ids = bert("A pack of zebras", padding="max_length", max_length=12)
+    assert bert.convert_ids_to_tokens(ids.input_ids) == (["[CLS]", "a", "pack", "of", "z", "##e", "##b", "##r", "##a",
+                                                          "##s", "[SEP]", "[PAD]"])
+    assert bert.pad_token_id == 0 and bert.cls_token_id == 2 and bert.sep_token_id == 3
+
+
+@pytest.mark.parametrize("name", [*MASKED, "tiny-random-hunyuan"])
 def test_unknown_words_are_named_on_stand_in_tokenizers(name):
     pipe = load_pipeline(name, device="cpu")
     with pytest.warns(timelab.editing.UnknownWordsWarning, match="zebra"):

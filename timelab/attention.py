@@ -160,6 +160,10 @@ class AttentionRecorder:
             raise NotImplementedError(f"{arch.models} has no cross-attention: its joint attention mixes text and "
                                       "image tokens that change in every block, so there is no per-token map "
                                       "over fixed text states to record")
+        if arch.name == "hunyuan":
+            raise NotImplementedError(f"{arch.models} rotates every cross-attention query by its image position "
+                                      "(rotary embedding) before the product with the keys, which the recorder's "
+                                      "maps do not reproduce; its attention maps are not supported")
         self.modules = select_sites(pipe, layers)
         if not self.modules:
             raise ValueError("layers is empty; pass None to record every cross-attention layer")

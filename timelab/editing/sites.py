@@ -24,6 +24,9 @@ stays fixed while the image is drawn: then ``W' = argmin sum_i ||W' c_i - W c*_p
              and of the attention pooling that adds the text to the time embedding, all reading the T5
              states after the UNet's own ``encoder_hid_proj`` (linear + LayerNorm, run once); padding is
              masked, so only the prompt's tokens and ``</s>`` are keys.
+    hunyuan  HunyuanDiT: ``to_k``/``to_v`` of every block's ``attn2``, reading the CLIP-like BERT's 77
+             states followed by mT5's 256 after the transformer's own ``text_embedder`` (run once); padding
+             is not masked but replaced by learned per-position embeddings, so every position is a key.
 
 :func:`architecture` tells them apart; :func:`select_sites`, :func:`site_projections`,
 :func:`site_alignments` and :func:`site_inputs` are what ``time_edit``, ``leakage``, ``preserve=``,
@@ -48,17 +51,18 @@ from .prompts import encode_prompts, tokenizers
 class Architecture:
     """One kind of model timelab can edit: where its edit sites are and what they read."""
 
-    name: str  # "unet", "pixart", "sana", "sd3", "flux", "kandinsky3": written into edit files
+    name: str  # "unet", "pixart", "sana", "sd3", "flux", "kandinsky3", "hunyuan": written into edit files
     models: str  # the models of this kind
     denoiser: str  # the pipeline's attribute holding the network with the edit sites
     reads: str  # what the edit sites read
     why: str  # why these sites
     masked: bool = False  # padding positions are masked out of the attention (and out of the key system)
     joint: bool = False  # text tokens change from block to block: TIME is exact only at the entry projection
-    clip: tuple[str, ...] = ()  # joint models: the CLIP tokenizers whose states lead the text sequence
-    t5: str = ""  # joint models: the tokenizer of the T5 states that follow them
+    clip: tuple[str, ...] = ()  # concatenated text: the CLIP(-like) tokenizers whose states lead the sequence
+    t5: str = ""  # concatenated text: the tokenizer of the T5 states that follow them
     projection: tuple[str, ...] = ()  # masked models: the denoiser's modules the text passes once, before the sites
-    length: int = 0  # text positions where the pipeline fixes them (0: its max_sequence_length argument)
+    length: int = 0  # T5/Gemma positions where the pipeline fixes them (0: its max_sequence_length argument)
+    clip_length: int = 0  # CLIP(-like) positions where the pipeline fixes them (0: its tokenizer_max_length)
 
 
 ARCHITECTURES = {
@@ -100,12 +104,19 @@ ARCHITECTURES = {
         "attention pooling that adds it to the time embedding, read the same fixed states through to_k and "
         "to_v; padded positions get no attention (mask), so they stay out of the key system", masked=True,
         projection=("encoder_hid_proj",), length=128),
+    "hunyuan": Architecture(
+        "hunyuan", "HunyuanDiT (HunyuanDiT2DModel)", "transformer",
+        "[BERT states; text_embedder(mT5 states)], padding replaced by learned embeddings, every position (no mask)",
+        "text_embedder runs once before the blocks and padding is swapped for fixed learned embeddings, so every "
+        "attn2 reads the same fixed states; nothing is masked, so every position is a key", projection=("text_embedder",),
+        clip=("tokenizer",), t5="tokenizer_2", length=256, clip_length=77),
 }
 # The denoiser classes each architecture is; any other UNet is "unet".
 UNET_CLASSES = {"Kandinsky3UNet": "kandinsky3"}
 TRANSFORMER_CLASSES = {
     "PixArtTransformer2DModel": "pixart", "SanaTransformer2DModel": "sana", "SD3Transformer2DModel": "sd3",
     "FluxTransformer2DModel": "flux",
+    "HunyuanDiT2DModel": "hunyuan",
 }
 # Denoisers timelab recognises but does not edit, and why (named in the error).
 UNSUPPORTED = {
@@ -114,10 +125,6 @@ UNSUPPORTED = {
         "RMSNorm (norm1_context, with a learned per-block scale), so its sites read different states; timelab "
         "solves one key system per edit for sites that read the same states, and Lumina-Next would need one "
         "per block"),
-    "HunyuanDiT2DModel": (
-        "HunyuanDiT is not supported yet: its attn2 layers read fixed states (CLIP-like BERT states and "
-        "text_embedder(mT5 states), concatenated, with learned embeddings in place of padding, no mask), which "
-        "fits TIME, but timelab does not compute those states yet"),
 }
 JOINT_SITE = "context_embedder"
 
@@ -219,15 +226,15 @@ def text_length(pipe) -> int:
     arch = architecture(pipe)
     if arch.name == "unet":
         return int(tokenizers(pipe)[0].model_max_length)
-    if arch.length:
-        return arch.length
-    length = int(_call_default(pipe, "max_sequence_length"))
-    return _clip_length(pipe) + length if arch.joint else length
+    length = arch.length or int(_call_default(pipe, "max_sequence_length"))
+    return _clip_length(pipe) + length
 
 
 def _clip_length(pipe) -> int:
-    """How many CLIP positions lead a joint model's text sequence (0 where CLIP gives only a pooled vector)."""
-    return int(pipe.tokenizer_max_length) if architecture(pipe).clip else 0
+    """How many CLIP(-like) positions lead the text sequence (0 where there are none, or CLIP gives only a
+    pooled vector)."""
+    arch = architecture(pipe)
+    return (arch.clip_length or int(pipe.tokenizer_max_length)) if arch.clip else 0
 
 
 def _masked_ids(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
@@ -262,7 +269,7 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
     UNet: all positions, aligned by every tokenizer (which must agree). PixArt/Sana/Kandinsky 3: the unmasked
     positions only, aligned on the tokens the pipeline makes. SD3: CLIP's 77 positions aligned by its
     tokenizers, then T5's (by its tokenizer; left in place when the pipeline has no T5, whose states are
-    then zeros). FLUX: T5's positions only.
+    then zeros). FLUX: T5's positions only. HunyuanDiT: BERT's 77 positions, then mT5's.
     """
     arch, found = architecture(pipe), []
     if arch.masked:
@@ -273,7 +280,7 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
                              source, destination)
             found.append((kept, target[walk]))
         return found
-    if not arch.joint:
+    if not arch.t5:
         clip, length = tokenizers(pipe), int(tokenizers(pipe)[0].model_max_length)
     else:
         clip, length = [getattr(pipe, name) for name in arch.clip], _clip_length(pipe)
@@ -282,7 +289,7 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
         if any(m != maps[0] for m in maps[1:]):
             raise ValueError(f"the pipeline's tokenizers align {source!r} -> {destination!r} differently")
         positions = torch.tensor(maps[0] if maps else [], dtype=torch.long)
-        if arch.joint:
+        if arch.t5:
             t5_length, t5 = text_length(pipe) - length, getattr(pipe, arch.t5)
             t5 = (torch.arange(t5_length) if t5 is None else
                   torch.tensor(align_tokens(t5, source, destination, t5_length)))
@@ -305,6 +312,15 @@ def site_inputs(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
         extra = {"prompt_2": None, "prompt_3": None, "do_classifier_free_guidance": False} if arch.clip else {}
         states = pipe.encode_prompt(prompt=prompts, device=device, max_sequence_length=length, **extra)[0]
         return states, None
+    model = denoiser(pipe)
+    if arch.name == "hunyuan":  # [BERT; text_embedder(mT5)], learned embeddings where padding was
+        site_alignments(pipe, [(p, p) for p in prompts])  # the length check
+        (bert, _, bert_mask, _), (t5, _, t5_mask, _) = (
+            pipe.encode_prompt(prompts, device=device, dtype=model.dtype, do_classifier_free_guidance=False,
+                               text_encoder_index=i) for i in (0, 1))
+        states = torch.cat([bert, model.text_embedder(t5.to(model.dtype))], dim=1)
+        mask = torch.cat([bert_mask, t5_mask], dim=-1).bool()
+        return torch.where(mask[..., None], states, model.text_embedding_padding), None
     _masked_ids(pipe, prompts)  # the length check
     if arch.name == "kandinsky3":  # cut to the batch's longest prompt + 1, as its pipeline does
         states, _, mask, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device,
@@ -314,7 +330,6 @@ def site_inputs(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
                  if arch.name == "sana" else {})
         states, mask = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device,
                                           max_sequence_length=length, **extra)[:2]
-    model = denoiser(pipe)
     states = states.to(model.dtype)
     for name in arch.projection:
         states = getattr(model, name)(states)
