@@ -1,4 +1,5 @@
-"""TIME beyond the UNet: edits of the tiny random PixArt, Sana and SD3 pipelines checked from the outside.
+"""TIME beyond Stable Diffusion's UNet: edits of the tiny random PixArt, Sana, SD3, FLUX, Kandinsky 3 and
+HunyuanDiT pipelines checked from the outside.
 
 Every check reads what the model itself computes: the inputs and outputs of each edited linear map and
 the attention mask its layers get are captured with forward hooks while the pipeline draws (one step,
@@ -8,6 +9,7 @@ rule written out again. Nothing below asks timelab how it found its keys.
 
 from __future__ import annotations
 
+import diffusers
 import pytest
 import torch
 from torch import nn
@@ -25,8 +27,17 @@ CALL = {
     "tiny-random-pixart": {"height": 16, "width": 16, "use_resolution_binning": False},
     "tiny-random-sana": {"height": 32, "width": 32, "use_resolution_binning": False},
     "tiny-random-sd3": {"height": 16, "width": 16},
+    "tiny-random-flux": {"height": 16, "width": 16},
+    "tiny-random-kandinsky3": {"height": 64, "width": 64},  # its latents are 8 x 8
+    "tiny-random-hunyuan": {"height": 16, "width": 16, "use_resolution_binning": False},
 }
-MASKED = ("tiny-random-pixart", "tiny-random-sana")
+# Tiny configs of the denoisers timelab names as unsupported (built here only to check the error).
+TINY_UNSUPPORTED = {
+    "LuminaNextDiT2DModel": dict(sample_size=8, patch_size=2, in_channels=4, hidden_size=32, num_layers=1,
+                                 num_attention_heads=2, num_kv_heads=1, multiple_of=16, cross_attention_dim=16),
+}
+MASKED = ("tiny-random-pixart", "tiny-random-sana", "tiny-random-kandinsky3")
+JOINT = ("tiny-random-sd3", "tiny-random-flux")  # joint attention: context_embedder is the edit site
 
 
 @pytest.fixture(scope="module", params=list(CALL))
@@ -44,11 +55,27 @@ def _undo_edits(request):
         reset_edits(request.getfixturevalue("pipe"))
 
 
+def _model(pipe) -> nn.Module:
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+
+def _text_attentions(pipe) -> dict[str, nn.Module]:
+    """Kandinsky 3's attention modules whose keys read the text: here, those whose to_k is as wide as the
+    UNet's cross_attention_dim (the tiny UNet's channels, 8/16/32, all differ from it)."""
+    width = pipe.unet.config.cross_attention_dim
+    return {name: module for name, module in pipe.unet.named_modules()
+            if type(module).__name__ == "Attention" and module.to_k.in_features == width}
+
+
 def _linears(pipe) -> dict[str, nn.Linear]:
-    """The edited linear maps, found here by name: every block's attn2 projections, or SD3's context_embedder."""
-    model = pipe.transformer
-    if pipe.name == "tiny-random-sd3":
+    """The edited linear maps, found here by name: every block's attn2 projections, SD3's/FLUX's
+    context_embedder, or the to_k/to_v of Kandinsky 3's attention modules that read the text."""
+    model = _model(pipe)
+    if pipe.name in JOINT:
         return {"context_embedder": model.context_embedder}
+    if pipe.name == "tiny-random-kandinsky3":
+        return {f"{name}.{part}": getattr(module, part) for name, module in _text_attentions(pipe).items()
+                for part in ("to_k", "to_v")}
     return {f"{name}.{part}": getattr(module, part) for name, module in model.named_modules()
             if name.endswith("attn2") for part in ("to_k", "to_v")}
 
@@ -56,7 +83,7 @@ def _linears(pipe) -> dict[str, nn.Linear]:
 @torch.no_grad()
 def _capture(pipe, prompt: str) -> dict:
     """What each edited map reads and writes for ``prompt`` in a real (one-step) generation, and which
-    text positions the attention may use (the mask its attn2 layers get; all for SD3)."""
+    text positions the attention may use (the mask its attn2 layers get; all for SD3 and FLUX)."""
     seen: dict = {"inputs": {}, "outputs": {}}
     handles = []
     for name, linear in _linears(pipe).items():
@@ -65,11 +92,12 @@ def _capture(pipe, prompt: str) -> dict:
             seen["outputs"].setdefault(name, output[0].double())
         handles.append(linear.register_forward_hook(hook))
     if pipe.name in MASKED:
-        attn2 = pipe.transformer.transformer_blocks[0].attn2
+        kandinsky = pipe.name == "tiny-random-kandinsky3"
+        attn = (list(_text_attentions(pipe).values())[1] if kandinsky else pipe.transformer.transformer_blocks[0].attn2)
 
-        def mask_hook(module, args, kwargs):
-            seen.setdefault("bias", kwargs["attention_mask"][0, 0])
-        handles.append(attn2.register_forward_pre_hook(mask_hook, with_kwargs=True))
+        def mask_hook(module, args, kwargs):  # Kandinsky 3 passes (hidden, context, mask) positionally
+            seen.setdefault("bias", (args[2] if kandinsky else kwargs["attention_mask"])[0, 0])
+        handles.append(attn.register_forward_pre_hook(mask_hook, with_kwargs=True))
     try:
         pipe(prompt, num_inference_steps=1, guidance_scale=1.0, output_type="latent",
              generator=torch.Generator().manual_seed(0), **CALL[pipe.name])
@@ -98,11 +126,19 @@ def _walk(source: list[int], destination: list[int], length: int) -> list[int]:
 
 def _aligned_positions(pipe, source: str, destination: str, source_seen: dict, destination_seen: dict):
     """(source key positions, destination positions they align to), from the tokenizers' ids."""
-    if pipe.name in MASKED:  # the pipelines lowercase prompts; only the unmasked positions are keys
-        ids = [pipe.tokenizer(p.lower()).input_ids for p in (source, destination)]
+    if pipe.name in MASKED:  # PixArt, Sana lowercase prompts; only the unmasked positions are keys
+        ids = [pipe.tokenizer(p if "kandinsky" in pipe.name else p.lower()).input_ids for p in (source, destination)]
         kept, target = source_seen["kept"], destination_seen["kept"]
         assert [len(i) for i in ids] == [len(kept), len(target)], "the mask should cover exactly the prompt's tokens"
         return kept, target[_walk(ids[0], ids[1], len(ids[0]))]
+    if pipe.name == "tiny-random-hunyuan":  # BERT's 77 positions, then (m)T5's; no mask: every position a key
+        bert = [pipe.tokenizer(p).input_ids for p in (source, destination)]
+        t5 = [pipe.tokenizer_2(p).input_ids for p in (source, destination)]
+        t5_length = source_seen["kept"].shape[0] - 77
+        return source_seen["kept"], torch.tensor(_walk(bert[0], bert[1], 77) + [77 + p for p in _walk(t5[0], t5[1], t5_length)])
+    if pipe.name == "tiny-random-flux":  # T5's states only (CLIP gives the pooled vector)
+        t5 = [pipe.tokenizer_2(p).input_ids for p in (source, destination)]
+        return source_seen["kept"], torch.tensor(_walk(t5[0], t5[1], source_seen["kept"].shape[0]))
     clip = [pipe.tokenizer(p).input_ids for p in (source, destination)]
     t5 = [pipe.tokenizer_3(p).input_ids for p in (source, destination)]
     t5_length = source_seen["kept"].shape[0] - 77
@@ -189,7 +225,7 @@ def test_source_moves_towards_destination_by_the_predicted_amount(pipe):
 
 @pytest.mark.parametrize("name", MASKED)
 def test_masked_padding_stays_out_of_the_key_system(name):
-    """(SD3's joint attention has no text mask: there every position is a key, as the solve test checks.)"""
+    """(SD3's and FLUX's joint attention has no text mask: there every position is a key, as the solve test checks.)"""
     pipe = load_pipeline(name, device="cpu")
     pipe.name = name
     seen_s, seen_d = _capture(pipe, SOURCE), _capture(pipe, DESTINATION)
@@ -209,26 +245,28 @@ def test_masked_padding_stays_out_of_the_key_system(name):
 
 
 def test_undo_is_bit_exact_and_files_load_back(pipe, tmp_path):
-    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    before = {k: v.clone() for k, v in _model(pipe).state_dict().items()}
     edit = time_edit(pipe, SOURCE, DESTINATION)
     path = edit.save(tmp_path / "edit.safetensors")
     edit.undo()
-    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in _model(pipe).state_dict().items())
     loaded = load_edit(pipe, path)
     assert all(torch.equal(loaded.edited[n], edit.edited[n]) for n in edit.edited)
     assert all(torch.equal(m.weight, edit.edited[n]) for n, m in _linears(pipe).items())
     loaded.undo()
-    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in _model(pipe).state_dict().items())
 
 
 def test_an_edit_file_for_one_architecture_is_refused_by_another(tmp_path):
     files = {}
-    pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED)}
+    pipes = {name: load_pipeline(name, device="cpu") for name in ("tiny-random", *MASKED, *JOINT, "tiny-random-hunyuan")}
+    for name, pipe in pipes.items():
+        pipe.name = name
     for name, pipe in pipes.items():
         with time_edit(pipe, SOURCE, DESTINATION, augment=False) as edit:
             files[name] = edit.save(tmp_path / f"{name}.safetensors")
     for name, pipe in pipes.items():
-        model = pipe.unet if name == "tiny-random" else pipe.transformer
+        model = _model(pipe)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         for other, path in files.items():
             if other == name:
@@ -249,7 +287,7 @@ def test_leakage_is_the_relative_change_over_the_positions_the_model_reads(pipe)
 
 def test_the_site_table_names_every_edited_matrix(pipe):
     report = edit_sites(pipe)
-    total = sum(p.numel() for p in pipe.transformer.parameters())
+    total = sum(p.numel() for p in _model(pipe).parameters())
     assert [row[0] for row in report.rows] == list(_linears(pipe))
     assert report.share == pytest.approx(sum(m.weight.numel() for m in _linears(pipe).values()) / total)
     text = str(report)
@@ -257,25 +295,26 @@ def test_the_site_table_names_every_edited_matrix(pipe):
 
 
 def test_bad_input_is_refused_and_leaves_the_model_alone(pipe):
-    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
-    too_long = "a " + " ".join(["red"] * 400) + " rose"
+    before = {k: v.clone() for k, v in _model(pipe).state_dict().items()}
+    too_long = "a " + " ".join(["red"] * 600) + " rose"  # over FLUX's 512 T5 positions too
     with pytest.raises(ValueError, match="longer than|over the tokenizer's limit"):
         time_edit(pipe, too_long, too_long + " blue")
     with pytest.raises(ValueError, match="matches 'no_such_block'"):
         time_edit(pipe, SOURCE, DESTINATION, layers=["no_such_block"])
     with pytest.raises(ValueError, match="cannot align"):
         time_edit(pipe, "a pack of roses", "roses in a pack")
-    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in _model(pipe).state_dict().items())
 
 
 def test_a_layer_filter_edits_only_the_named_sites(pipe):
-    name = next(iter(_linears(pipe))).rsplit(".", 1)[0] if pipe.name in MASKED else "context_embedder"
+    name = next(iter(_linears(pipe))).rsplit(".", 1)[0] if pipe.name not in JOINT else "context_embedder"
     edit = time_edit(pipe, SOURCE, DESTINATION, layers=[name])
     assert all(n.startswith(name) for n in edit.edited) and edit.edited
 
 
-def test_sd3_edits_its_entry_projection_only_whole():
-    pipe = load_pipeline("tiny-random-sd3", device="cpu")
+@pytest.mark.parametrize("name", JOINT)
+def test_joint_models_edit_their_entry_projection_only_whole(name):
+    pipe = load_pipeline(name, device="cpu")
     with pytest.raises(ValueError, match="edit_keys and edit_values"):
         time_edit(pipe, SOURCE, DESTINATION, edit_values=False)
     with pytest.raises(NotImplementedError, match="joint attention"):
@@ -286,15 +325,24 @@ def test_unknown_and_ambiguous_architectures_are_named():
     class Pipe:
         transformer = nn.Linear(2, 2)
 
-    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3"):
+    with pytest.raises(NotImplementedError, match="PixArt.*Sana.*Stable Diffusion 3.*FLUX.*Kandinsky 3.*HunyuanDiT"):
         edit_sites(Pipe())
     both = Pipe()
     both.unet = nn.Linear(2, 2)
+    for cls, reason in (("LuminaNextDiT2DModel", "own RMSNorm"),):
+        named = Pipe()
+        named.transformer = getattr(diffusers, cls)(**TINY_UNSUPPORTED[cls])
+        with pytest.raises(NotImplementedError, match=f"{cls}.*{reason}.*it supports"):
+            time_edit(named, SOURCE, DESTINATION)
     with pytest.raises(ValueError, match="ambiguous"):
         time_edit(both, SOURCE, DESTINATION)
     pipe = load_pipeline("tiny-random-pixart", device="cpu")
     pipe.transformer.transformer_blocks[1].attn2.to_k = nn.Linear(7, 24)  # reads something else
     with pytest.raises(ValueError, match="transformer_blocks.1.attn2.*ambiguous"):
+        site_projections(pipe)
+    pipe = load_pipeline("tiny-random-kandinsky3", device="cpu")
+    pipe.unet.up_blocks[0].attentions[1].attention.to_k = nn.Linear(7, 32)
+    with pytest.raises(ValueError, match="up_blocks.0.attentions.1.attention.*encoder_hid_proj"):
         site_projections(pipe)
 
 
@@ -328,7 +376,27 @@ def test_stand_in_tokenizers_keep_t5_and_gemma_conventions():
     assert gemma.pad_token_id == 0 and gemma.eos_token_id == 1 and gemma.bos_token_id == 2
 
 
-@pytest.mark.parametrize("name", MASKED)
+def test_hunyuan_attention_maps_are_refused_by_name():
+    pipe = load_pipeline("tiny-random-hunyuan", device="cpu")
+    with pytest.raises(NotImplementedError, match="HunyuanDiT.*rotary"):
+        AttentionRecorder(pipe)
+
+
+def test_stand_in_bert_tokenizer_keeps_bert_conventions_and_leaves_no_files(tmp_path, monkeypatch):
+    import tempfile
+
+    from timelab.stand_in_tokenizers import stand_in_bert_tokenizer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bert = stand_in_bert_tokenizer()
+    assert list(tmp_path.iterdir()) == [], "the vocabulary file should be removed again"
+    ids = bert("A pack of zebras", padding="max_length", max_length=12)
+    assert bert.convert_ids_to_tokens(ids.input_ids) == (["[CLS]", "a", "pack", "of", "z", "##e", "##b", "##r", "##a",
+                                                          "##s", "[SEP]", "[PAD]"])
+    assert bert.pad_token_id == 0 and bert.cls_token_id == 2 and bert.sep_token_id == 3
+
+
+@pytest.mark.parametrize("name", [*MASKED, "tiny-random-hunyuan"])
 def test_unknown_words_are_named_on_stand_in_tokenizers(name):
     pipe = load_pipeline(name, device="cpu")
     with pytest.warns(timelab.editing.UnknownWordsWarning, match="zebra"):

@@ -160,6 +160,10 @@ class AttentionRecorder:
             raise NotImplementedError(f"{arch.models} has no cross-attention: its joint attention mixes text and "
                                       "image tokens that change in every block, so there is no per-token map "
                                       "over fixed text states to record")
+        if arch.name == "hunyuan":
+            raise NotImplementedError(f"{arch.models} rotates every cross-attention query by its image position "
+                                      "(rotary embedding) before the product with the keys, which the recorder's "
+                                      "maps do not reproduce; its attention maps are not supported")
         self.modules = select_sites(pipe, layers)
         if not self.modules:
             raise ValueError("layers is empty; pass None to record every cross-attention layer")
@@ -305,7 +309,8 @@ class AttentionRecorder:
         if arch.name != "unet":
             raise NotImplementedError(f"token_maps labels positions as Stable Diffusion's pipeline tokenizes; "
                                       f"{arch.models} rewrites prompts before tokenizing them (lowercase, an "
-                                      "instruction in front on Sana): read maps() by position instead")
+                                      "instruction in front on Sana) or cuts the text after the batch's longest "
+                                      "prompt (Kandinsky 3): read maps() by position instead")
         maps = self.maps(**maps_kwargs)
         if not -maps.shape[0] <= image < maps.shape[0]:
             raise IndexError(f"image {image} out of range: {maps.shape[0]} image(s) recorded")

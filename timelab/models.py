@@ -6,8 +6,9 @@ One loader for every model the project uses:
     "tiny-random"        tiny random-weight SD 1.x look-alike (also "tiny-random-sd2", "tiny-random-sdxl"):
                          plumbing only, its images are noise (see :mod:`timelab.testing`)
     "sd14-random"        Stable Diffusion 1.4's exact architecture with random weights
-    "tiny-random-pixart" tiny random-weight PixArt-alpha, Sana and SD3 (also "tiny-random-sana",
-                         "tiny-random-sd3"), with stand-in T5/Gemma tokenizers (:mod:`timelab.testing`)
+    "tiny-random-pixart" tiny random-weight PixArt-alpha, Sana, SD3, FLUX, Kandinsky 3 and HunyuanDiT (also
+                         "tiny-random-sana", "tiny-random-sd3", "tiny-random-flux", "tiny-random-kandinsky3",
+                         "tiny-random-hunyuan"), with stand-in T5/Gemma/BERT tokenizers (:mod:`timelab.testing`)
     anything else        a diffusers hub id ("CompVis/stable-diffusion-v1-4") or a local folder
 
 Loading never changes torch's thread count or any other setting of the caller's session, and is quiet
@@ -37,6 +38,9 @@ RANDOM_MODELS = {
     "tiny-random-pixart": ("tiny_transformer_pipeline", "pixart"),
     "tiny-random-sana": ("tiny_transformer_pipeline", "sana"),
     "tiny-random-sd3": ("tiny_transformer_pipeline", "sd3"),
+    "tiny-random-flux": ("tiny_transformer_pipeline", "flux"),
+    "tiny-random-kandinsky3": ("tiny_transformer_pipeline", "kandinsky3"),
+    "tiny-random-hunyuan": ("tiny_transformer_pipeline", "hunyuan"),
 }
 
 

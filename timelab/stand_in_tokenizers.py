@@ -1,17 +1,22 @@
-"""Stand-in T5 and Gemma tokenizers built offline, for the random-weight PixArt, Sana and SD3 pipelines.
+"""Stand-in T5, Gemma and BERT tokenizers built offline, for the random-weight transformer pipelines.
 
 The real vocabularies (T5's SentencePiece model, Gemma's 256k BPE table) cannot be had without a
 model hub. These are transformers' own ``T5Tokenizer`` and ``GemmaTokenizer`` classes, built from a
 small word list, so they keep what the pipelines and TIME's alignment rely on: T5 adds ``</s>`` and no
 start token and pads with ``<pad>``; Gemma adds ``<bos>`` and pads with ``<pad>``; both write a word
-as ``"▁word"`` and spell a word they do not know letter by letter. Only the vocabulary is small.
+as ``"▁word"`` and spell a word they do not know letter by letter. Only the vocabulary is small. The
+BERT one (HunyuanDiT's CLIP-like text encoder reads BERT word pieces) is transformers' ``BertTokenizer``
+over the same words, lowercased: ``[CLS]`` and ``[SEP]`` around the prompt, ``[PAD]`` after it, and a
+word it does not know spelled ``z ##e ##b ##r ##a``.
 """
 
 from __future__ import annotations
 
+import os
 import string
+import tempfile
 
-from transformers import GemmaTokenizer, T5Tokenizer
+from transformers import BertTokenizer, GemmaTokenizer, T5Tokenizer
 
 from .tinyworld.captions import all_words
 
@@ -41,6 +46,22 @@ def stand_in_t5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
     vocab += [(SPACE + w, -1.0) for w in stand_in_words()]
     vocab += [(c, -8.0) for c in LETTERS] + [(SPACE + c, -9.0) for c in LETTERS]
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+def stand_in_bert_tokenizer(model_max_length: int = 77) -> BertTokenizer:
+    """A ``BertTokenizer`` (lowercasing word pieces) over :func:`stand_in_words` and single characters.
+
+    ``BertTokenizer`` reads its vocabulary from a file: it is written to a temporary folder that is
+    removed again. Ids: ``[PAD]`` 0, ``[UNK]`` 1, ``[CLS]`` 2, ``[SEP]`` 3, ``[MASK]`` 4.
+    """
+    chars = [c for c in LETTERS if not c.isupper()]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(w.lower() for w in stand_in_words()),
+             *chars, *("##" + c for c in chars)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "vocab.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(dict.fromkeys(vocab)) + "\n")
+        return BertTokenizer(path, model_max_length=model_max_length)
 
 
 def stand_in_gemma_tokenizer(model_max_length: int = 2048) -> GemmaTokenizer:

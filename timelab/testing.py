@@ -4,8 +4,9 @@ Nothing here downloads. ``tiny_pipeline`` builds small SD 1.x / SD 2.x / SDXL lo
 Diffusion's real tokenizer (from the CLIP merge table) and deliberately unusual text widths, so that
 code which hard-codes 768 fails. ``sd14_shaped_pipeline`` has Stable Diffusion 1.4's exact
 architecture (CLIP ViT-L/14 text encoder, 860M-parameter UNet) with random weights.
-``tiny_transformer_pipeline`` builds tiny PixArt-alpha, Sana and SD3 pipelines (diffusion transformers)
-with the stand-in T5 and Gemma tokenizers of :mod:`timelab.stand_in_tokenizers` and CLIP's real one.
+``tiny_transformer_pipeline`` builds tiny PixArt-alpha, Sana, SD3, FLUX and HunyuanDiT pipelines (diffusion transformers),
+and Kandinsky 3 (a UNet reading T5 states like them), with the stand-in T5 and Gemma tokenizers of
+:mod:`timelab.stand_in_tokenizers` and CLIP's real one.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ import os
 from typing import Iterator, Literal
 
 import torch
-from diffusers import (AutoencoderDC, AutoencoderKL, FlowMatchEulerDiscreteScheduler, PixArtAlphaPipeline,
+from diffusers import (AutoencoderDC, AutoencoderKL, DDPMScheduler, FlowMatchEulerDiscreteScheduler, FluxPipeline,
+                       FluxTransformer2DModel, HunyuanDiT2DModel, HunyuanDiTPipeline, Kandinsky3Pipeline, Kandinsky3UNet, PixArtAlphaPipeline,
                        PixArtTransformer2DModel, SanaPipeline, SanaTransformer2DModel, SD3Transformer2DModel,
                        StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline,
-                       UNet2DConditionModel)
-from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, Gemma2Config, Gemma2Model,
+                       UNet2DConditionModel, VQModel)
+from transformers import (BertConfig, BertModel, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, Gemma2Config, Gemma2Model,
                           T5Config, T5EncoderModel)
 
 from .clip_tokenizer import END_TOKEN, build_clip_tokenizer
 from .schedulers import ddim
-from .stand_in_tokenizers import stand_in_gemma_tokenizer, stand_in_t5_tokenizer
+from .stand_in_tokenizers import stand_in_bert_tokenizer, stand_in_gemma_tokenizer, stand_in_t5_tokenizer
 
 Flavour = Literal["sd1", "sd2", "sdxl"]
-TransformerFlavour = Literal["pixart", "sana", "sd3"]
+TransformerFlavour = Literal["pixart", "sana", "sd3", "flux", "kandinsky3", "hunyuan"]
 
 # Widths of the tiny text encoders: SD 1.x-like, SD 2.x-like, and SDXL's two (concatenated to 64).
 TINY_TEXT_WIDTH = {"sd1": 32, "sd2": 48, "sdxl": (32, 32)}
@@ -189,16 +191,20 @@ def _tiny_t5(vocab_size: int, width: int = TINY_CAPTION_WIDTH) -> T5EncoderModel
 
 
 def tiny_transformer_pipeline(flavour: TransformerFlavour = "pixart", seed: int = 0):
-    """A tiny random-weight PixArt-alpha, Sana or SD3 pipeline (diffusion transformers), built offline.
+    """A tiny random-weight PixArt-alpha, Sana, SD3, FLUX, Kandinsky 3 or HunyuanDiT pipeline, built offline.
 
     PixArt reads T5 states and Sana Gemma-2 states (stand-in tokenizers, see
     :mod:`timelab.stand_in_tokenizers`) through a caption projection and cross-attention; SD3 reads
-    CLIP-L, CLIP-G (CLIP's real tokenizer) and T5 (the stand-in) through joint attention. The weights
+    CLIP-L, CLIP-G (CLIP's real tokenizer) and T5 (the stand-in) through joint attention; FLUX reads T5
+    (the stand-in) through joint attention and CLIP's pooled vector (real tokenizer); Kandinsky 3's UNet
+    reads T5 states (the stand-in) through a projection and masked cross-attention; HunyuanDiT reads BERT
+    (stand-in) and projected T5 (stand-in, for mT5) states through cross-attention. The weights
     depend on ``seed`` only; torch's global random state is left as the caller had it.
     """
-    builders = {"pixart": _tiny_pixart, "sana": _tiny_sana, "sd3": _tiny_sd3}
+    builders = {"pixart": _tiny_pixart, "sana": _tiny_sana, "sd3": _tiny_sd3, "flux": _tiny_flux,
+                "kandinsky3": _tiny_kandinsky3, "hunyuan": _tiny_hunyuan}
     if flavour not in builders:
-        raise ValueError(f"unknown flavour {flavour!r}; choose 'pixart', 'sana' or 'sd3'")
+        raise ValueError(f"unknown flavour {flavour!r}; choose one of {', '.join(map(repr, builders))}")
     with _seeded(seed):
         return _evaluating(builders[flavour]())
 
@@ -265,6 +271,54 @@ def _tiny_sd3() -> StableDiffusion3Pipeline:
         text_encoder_2=CLIPTextModelWithProjection(_text_config(clip_width, act="gelu", projection_dim=2 * clip_width)),
         tokenizer_2=build_clip_tokenizer(pad_token="!"),
         text_encoder_3=_tiny_t5(len(tokenizer_3), t5_width), tokenizer_3=tokenizer_3,
+    )
+
+
+def _tiny_flux() -> FluxPipeline:
+    clip_width, t5_width = 16, 48  # CLIP's pooled vector modulates the blocks; T5's states are the text tokens
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=8, num_attention_heads=3,
+        joint_attention_dim=t5_width, pooled_projection_dim=clip_width, axes_dims_rope=(2, 2, 4),
+    )  # in_channels: the tiny autoencoder's 4 latent channels packed 2 x 2
+    tokenizer_2 = stand_in_t5_tokenizer()
+    return FluxPipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_tiny_vae(shift_factor=0.0), text_encoder=CLIPTextModel(_text_config(clip_width)),
+        tokenizer=build_clip_tokenizer(), text_encoder_2=_tiny_t5(len(tokenizer_2), t5_width), tokenizer_2=tokenizer_2,
+    )
+
+
+def _tiny_kandinsky3() -> Kandinsky3Pipeline:
+    tokenizer = stand_in_t5_tokenizer()
+    unet = Kandinsky3UNet(  # diffusers' Kandinsky 3 blocks need 2 or more layers per block
+        in_channels=4, time_embedding_dim=32, groups=8, attention_head_dim=8, layers_per_block=2,
+        block_out_channels=(16, 32), cross_attention_dim=TINY_TRANSFORMER_WIDTH, encoder_hid_dim=TINY_CAPTION_WIDTH,
+    )
+    # diffusers starts the LayerNorm's shift at zero, which would make padded positions (zeroed T5 states)
+    # project to exactly zero; a trained model's shift is not zero, and neither is this random one's
+    torch.nn.init.normal_(unet.encoder_hid_proj.projection_norm.bias, std=0.5)
+    movq = VQModel(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
+                   up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=8, num_vq_embeddings=16,
+                   vq_embed_dim=4, sample_size=16, norm_type="spatial")
+    return Kandinsky3Pipeline(tokenizer=tokenizer, text_encoder=_tiny_t5(len(tokenizer)), unet=unet, movq=movq,
+                              scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False))
+
+
+def _tiny_hunyuan() -> HunyuanDiTPipeline:
+    bert_width = 32  # the BERT states and the projected mT5 states share the attn2 input width
+    tokenizer, tokenizer_2 = stand_in_bert_tokenizer(), stand_in_t5_tokenizer()
+    transformer = HunyuanDiT2DModel(
+        sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=3,
+        cross_attention_dim=bert_width, cross_attention_dim_t5=TINY_CAPTION_WIDTH, pooled_projection_dim=16,
+        hidden_size=TINY_TRANSFORMER_WIDTH, text_len=77, text_len_t5=256, use_style_cond_and_image_meta_size=False,
+    )
+    text_encoder = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=bert_width, num_hidden_layers=2,
+                                        num_attention_heads=4, intermediate_size=2 * bert_width,
+                                        max_position_embeddings=77), add_pooling_layer=False)
+    return HunyuanDiTPipeline(
+        vae=_tiny_vae(), text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
+        scheduler=DDPMScheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        text_encoder_2=_tiny_t5(len(tokenizer_2)), tokenizer_2=tokenizer_2,
     )
 
 

@@ -43,7 +43,7 @@ def unknown_words(tokenizer, prompt: str) -> list[str]:
     """
     found = []
     for word in re.findall(r"\w+", prompt):
-        pieces = [p.replace("</w>", "").replace("\u2581", "") for p in tokenizer.tokenize(word)]
+        pieces = [p.replace("</w>", "").replace("\u2581", "").removeprefix("##") for p in tokenizer.tokenize(word)]
         if len(pieces) > 1 and sum(len(p) <= 1 for p in pieces) >= len(pieces) / 2:
             found.append(word)
     return found

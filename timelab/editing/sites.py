@@ -17,6 +17,16 @@ stays fixed while the image is drawn: then ``W' = argmin sum_i ||W' c_i - W c*_p
              ``context_embedder``, where the text (CLIP-L + CLIP-G, zero-padded, then T5; no mask) enters
              the transformer: TIME is exact there, and what the blocks then make of the edited tokens is
              not controlled by the objective.
+    flux     FLUX.1 (double- then single-stream blocks, joint attention): as SD3, ``context_embedder``,
+             which reads the T5 states only (every position, no mask); CLIP gives only the pooled vector
+             that modulates the blocks, which no edit site reads.
+    kandinsky3  Kandinsky 3 (Kandinsky3UNet): ``to_k``/``to_v`` of every attention block given the text
+             and of the attention pooling that adds the text to the time embedding, all reading the T5
+             states after the UNet's own ``encoder_hid_proj`` (linear + LayerNorm, run once); padding is
+             masked, so only the prompt's tokens and ``</s>`` are keys.
+    hunyuan  HunyuanDiT: ``to_k``/``to_v`` of every block's ``attn2``, reading the CLIP-like BERT's 77
+             states followed by mT5's 256 after the transformer's own ``text_embedder`` (run once); padding
+             is not masked but replaced by learned per-position embeddings, so every position is a key.
 
 :func:`architecture` tells them apart; :func:`select_sites`, :func:`site_projections`,
 :func:`site_alignments` and :func:`site_inputs` are what ``time_edit``, ``leakage``, ``preserve=``,
@@ -41,13 +51,18 @@ from .prompts import encode_prompts, tokenizers
 class Architecture:
     """One kind of model timelab can edit: where its edit sites are and what they read."""
 
-    name: str  # "unet", "pixart", "sana", "sd3": written into edit files
+    name: str  # "unet", "pixart", "sana", "sd3", "flux", "kandinsky3", "hunyuan": written into edit files
     models: str  # the models of this kind
     denoiser: str  # the pipeline's attribute holding the network with the edit sites
     reads: str  # what the edit sites read
     why: str  # why these sites
     masked: bool = False  # padding positions are masked out of the attention (and out of the key system)
     joint: bool = False  # text tokens change from block to block: TIME is exact only at the entry projection
+    clip: tuple[str, ...] = ()  # concatenated text: the CLIP(-like) tokenizers whose states lead the sequence
+    t5: str = ""  # concatenated text: the tokenizer of the T5 states that follow them
+    projection: tuple[str, ...] = ()  # masked models: the denoiser's modules the text passes once, before the sites
+    length: int = 0  # T5/Gemma positions where the pipeline fixes them (0: its max_sequence_length argument)
+    clip_length: int = 0  # CLIP(-like) positions where the pipeline fixes them (0: its tokenizer_max_length)
 
 
 ARCHITECTURES = {
@@ -60,23 +75,56 @@ ARCHITECTURES = {
         "pixart", "PixArt-alpha/Sigma (PixArtTransformer2DModel)", "transformer",
         "caption_projection(T5 states); padding masked",
         "caption_projection runs once before the blocks, so every attn2 reads the same fixed states; "
-        "padded positions get no attention (mask), so they stay out of the key system", masked=True),
+        "padded positions get no attention (mask), so they stay out of the key system", masked=True,
+        projection=("caption_projection",)),
     "sana": Architecture(
         "sana", "Sana (SanaTransformer2DModel)", "transformer",
         "caption_norm(caption_projection(Gemma-2 states)); padding masked",
         "caption_projection and caption_norm run once before the blocks, so every attn2 reads the same "
         "fixed states; padded positions get no attention (mask), so they stay out of the key system",
-        masked=True),
+        masked=True, projection=("caption_projection", "caption_norm")),
     "sd3": Architecture(
         "sd3", "Stable Diffusion 3 (SD3Transformer2DModel, MMDiT)", "transformer",
         "[CLIP-L, CLIP-G zero-padded; T5] states, every position (no mask)",
         "joint attention updates the text tokens in every block, so no to_k/to_v reads fixed states; "
         "context_embedder is the one linear map that does (where text enters): TIME is exact there, "
-        "what the blocks make of the edited tokens is not part of the objective", joint=True),
+        "what the blocks make of the edited tokens is not part of the objective", joint=True,
+        clip=("tokenizer", "tokenizer_2"), t5="tokenizer_3"),
+    "flux": Architecture(
+        "flux", "FLUX.1 (FluxTransformer2DModel)", "transformer",
+        "T5 states, every position (no mask)",
+        "double- and single-stream blocks update the text tokens with joint attention, so no to_k/to_v reads "
+        "fixed states; context_embedder is the one linear map that does (where the T5 states enter): TIME is "
+        "exact there, what the blocks make of the edited tokens is not part of the objective, and CLIP's "
+        "pooled vector (which modulates every block) is not edited", joint=True, t5="tokenizer_2"),
+    "kandinsky3": Architecture(
+        "kandinsky3", "Kandinsky 3 (Kandinsky3UNet)", "unet",
+        "encoder_hid_proj(T5 states); padding masked",
+        "encoder_hid_proj runs once before the UNet's blocks, so every attention block given the text, and the "
+        "attention pooling that adds it to the time embedding, read the same fixed states through to_k and "
+        "to_v; padded positions get no attention (mask), so they stay out of the key system", masked=True,
+        projection=("encoder_hid_proj",), length=128),
+    "hunyuan": Architecture(
+        "hunyuan", "HunyuanDiT (HunyuanDiT2DModel)", "transformer",
+        "[BERT states; text_embedder(mT5 states)], padding replaced by learned embeddings, every position (no mask)",
+        "text_embedder runs once before the blocks and padding is swapped for fixed learned embeddings, so every "
+        "attn2 reads the same fixed states; nothing is masked, so every position is a key", projection=("text_embedder",),
+        clip=("tokenizer",), t5="tokenizer_2", length=256, clip_length=77),
 }
-# The transformer classes each architecture is; a pipeline with a UNet is "unet".
+# The denoiser classes each architecture is; any other UNet is "unet".
+UNET_CLASSES = {"Kandinsky3UNet": "kandinsky3"}
 TRANSFORMER_CLASSES = {
     "PixArtTransformer2DModel": "pixart", "SanaTransformer2DModel": "sana", "SD3Transformer2DModel": "sd3",
+    "FluxTransformer2DModel": "flux",
+    "HunyuanDiT2DModel": "hunyuan",
+}
+# Denoisers timelab recognises but does not edit, and why (named in the error).
+UNSUPPORTED = {
+    "LuminaNextDiT2DModel": (
+        "Lumina-Next's text states are fixed, but every block's attn2 reads them through that block's own "
+        "RMSNorm (norm1_context, with a learned per-block scale), so its sites read different states; timelab "
+        "solves one key system per edit for sites that read the same states, and Lumina-Next would need one "
+        "per block"),
 }
 JOINT_SITE = "context_embedder"
 
@@ -92,11 +140,12 @@ def architecture(pipe) -> Architecture:
         raise ValueError(f"{type(pipe).__name__} has both a UNet and a transformer, so its edit sites are "
                          "ambiguous; timelab edits pipelines with one of them")
     if unet is not None:
-        return ARCHITECTURES["unet"]
+        return ARCHITECTURES[UNET_CLASSES.get(type(unet).__name__, "unet")]
     name = TRANSFORMER_CLASSES.get(type(transformer).__name__) if transformer is not None else None
     if name is None:
         what = type(transformer).__name__ if transformer is not None else "no UNet or transformer"
-        raise NotImplementedError(f"timelab does not know where to edit {type(pipe).__name__} ({what}); "
+        reason = f": {UNSUPPORTED[what]}" if what in UNSUPPORTED else ""
+        raise NotImplementedError(f"timelab does not know where to edit {type(pipe).__name__} ({what}){reason}; "
                                   f"it supports: {_supported()}")
     return ARCHITECTURES[name]
 
@@ -106,8 +155,22 @@ def denoiser(pipe) -> nn.Module:
     return getattr(pipe, architecture(pipe).denoiser)
 
 
-def _caption_width(transformer: nn.Module) -> int:
-    return int(transformer.caption_projection.linear_2.out_features)
+def _caption_width(model: nn.Module, arch: Architecture) -> int:
+    """Width of the projected text states: the last linear map of the model's text projection."""
+    linears = [m for m in getattr(model, arch.projection[0]).modules() if isinstance(m, nn.Linear)]
+    return int(linears[-1].out_features)
+
+
+def _kandinsky3_layers(unet: nn.Module) -> dict[str, nn.Module]:
+    """Kandinsky 3's attention modules given the text: the pooling into the time embedding, and in every
+    block with a text width the attention blocks after the first (the first is self-attention or none)."""
+    found = {"add_time_condition.attention": unet.add_time_condition.attention}
+    for kind in ("down_blocks", "up_blocks"):
+        for i, block in enumerate(getattr(unet, kind)):
+            if block.context_dim is not None:
+                found.update({f"{kind}.{i}.attentions.{j}.attention": a.attention
+                              for j, a in enumerate(block.attentions) if j > 0})
+    return found
 
 
 def edit_layers(pipe) -> dict[str, nn.Module]:
@@ -126,12 +189,13 @@ def edit_layers(pipe) -> dict[str, nn.Module]:
             raise ValueError(f"the edit site of {arch.models} is ambiguous: {JOINT_SITE} should be one linear "
                              f"map reading the {width}-d text states, found {site!r}")
         return {JOINT_SITE: site}
-    layers = cross_attention_layers(model)
-    width = _caption_width(model)
-    odd = [n for n, m in layers.items() if m.to_k.in_features != width or not n.endswith("attn2")]
+    kandinsky = arch.name == "kandinsky3"
+    layers = _kandinsky3_layers(model) if kandinsky else cross_attention_layers(model)
+    width = _caption_width(model, arch)
+    odd = [n for n, m in layers.items() if m.to_k.in_features != width or not (kandinsky or n.endswith("attn2"))]
     if odd:
         raise ValueError(f"the edit sites of {arch.models} are ambiguous: {', '.join(odd)} do not read the "
-                         f"{width}-d output of caption_projection as every block's attn2 should")
+                         f"{width}-d output of {arch.projection[0]} as every text attention should")
     return layers
 
 
@@ -162,17 +226,25 @@ def text_length(pipe) -> int:
     arch = architecture(pipe)
     if arch.name == "unet":
         return int(tokenizers(pipe)[0].model_max_length)
-    length = int(_call_default(pipe, "max_sequence_length"))
-    return int(pipe.tokenizer_max_length) + length if arch.joint else length
+    length = arch.length or int(_call_default(pipe, "max_sequence_length"))
+    return _clip_length(pipe) + length
+
+
+def _clip_length(pipe) -> int:
+    """How many CLIP(-like) positions lead the text sequence (0 where there are none, or CLIP gives only a
+    pooled vector)."""
+    arch = architecture(pipe)
+    return (arch.clip_length or int(pipe.tokenizer_max_length)) if arch.clip else 0
 
 
 def _masked_ids(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
-    """Token ids and attention mask ``(b, L)`` of PixArt/Sana prompts, made as the pipeline makes them."""
+    """Token ids and attention mask ``(b, L)`` of PixArt/Sana/Kandinsky 3 prompts, made as the pipeline makes them."""
     arch, length = architecture(pipe), text_length(pipe)
     for prompt in prompts:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompts must be non-empty text, got {prompt!r}")
-    texts = pipe._text_preprocessing(list(prompts), clean_caption=False)
+    texts = (pipe._text_preprocessing(list(prompts), clean_caption=False) if hasattr(pipe, "_text_preprocessing")
+             else list(prompts))  # PixArt and Sana lowercase the prompt; Kandinsky 3 takes it as it is
     total, select = length, None
     if arch.name == "sana":
         instruction = _call_default(pipe, "complex_human_instruction")
@@ -194,10 +266,10 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
     """For each (source, destination) pair: the source positions that are keys, and their aligned
     destination positions (TIME's rule, :mod:`.alignment`). Raises before anything is encoded.
 
-    UNet: all positions, aligned by every tokenizer (which must agree). PixArt/Sana: the unmasked
+    UNet: all positions, aligned by every tokenizer (which must agree). PixArt/Sana/Kandinsky 3: the unmasked
     positions only, aligned on the tokens the pipeline makes. SD3: CLIP's 77 positions aligned by its
     tokenizers, then T5's (by its tokenizer; left in place when the pipeline has no T5, whose states are
-    then zeros).
+    then zeros). FLUX: T5's positions only. HunyuanDiT: BERT's 77 positions, then mT5's.
     """
     arch, found = architecture(pipe), []
     if arch.masked:
@@ -208,17 +280,19 @@ def site_alignments(pipe, pairs: Sequence[tuple[str, str]]) -> list[tuple[Tensor
                              source, destination)
             found.append((kept, target[walk]))
         return found
-    clip = tokenizers(pipe)
-    length = int(clip[0].model_max_length)
+    if not arch.t5:
+        clip, length = tokenizers(pipe), int(tokenizers(pipe)[0].model_max_length)
+    else:
+        clip, length = [getattr(pipe, name) for name in arch.clip], _clip_length(pipe)
     for source, destination in pairs:
         maps = [align_tokens(tok, source, destination, length) for tok in clip]
         if any(m != maps[0] for m in maps[1:]):
             raise ValueError(f"the pipeline's tokenizers align {source!r} -> {destination!r} differently")
-        positions = torch.tensor(maps[0])
-        if arch.joint:
-            t5_length = text_length(pipe) - length
-            t5 = (torch.arange(t5_length) if pipe.tokenizer_3 is None else
-                  torch.tensor(align_tokens(pipe.tokenizer_3, source, destination, t5_length)))
+        positions = torch.tensor(maps[0] if maps else [], dtype=torch.long)
+        if arch.t5:
+            t5_length, t5 = text_length(pipe) - length, getattr(pipe, arch.t5)
+            t5 = (torch.arange(t5_length) if t5 is None else
+                  torch.tensor(align_tokens(t5, source, destination, t5_length)))
             positions = torch.cat([positions, t5 + length])
         found.append((torch.arange(len(positions)), positions))
     return found
@@ -233,19 +307,32 @@ def site_inputs(pipe, prompts: Sequence[str]) -> tuple[Tensor, Tensor | None]:
     if arch.name == "unet":
         return encode_prompts(pipe, prompts), None
     device = getattr(pipe, "_execution_device", None) or pipe.device
-    length = int(_call_default(pipe, "max_sequence_length"))
+    length = text_length(pipe) - _clip_length(pipe)  # the T5 (or Gemma) positions
     if arch.joint:
-        states = pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None, device=device,
-                                    do_classifier_free_guidance=False, max_sequence_length=length)[0]
+        extra = {"prompt_2": None, "prompt_3": None, "do_classifier_free_guidance": False} if arch.clip else {}
+        states = pipe.encode_prompt(prompt=prompts, device=device, max_sequence_length=length, **extra)[0]
         return states, None
-    _masked_ids(pipe, prompts)  # the length check
-    extra = {"complex_human_instruction": _call_default(pipe, "complex_human_instruction")} if arch.name == "sana" else {}
-    states, mask = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device,
-                                      max_sequence_length=length, **extra)[:2]
     model = denoiser(pipe)
-    states = model.caption_projection(states.to(model.dtype))
-    if arch.name == "sana":
-        states = model.caption_norm(states)
+    if arch.name == "hunyuan":  # [BERT; text_embedder(mT5)], learned embeddings where padding was
+        site_alignments(pipe, [(p, p) for p in prompts])  # the length check
+        (bert, _, bert_mask, _), (t5, _, t5_mask, _) = (
+            pipe.encode_prompt(prompts, device=device, dtype=model.dtype, do_classifier_free_guidance=False,
+                               text_encoder_index=i) for i in (0, 1))
+        states = torch.cat([bert, model.text_embedder(t5.to(model.dtype))], dim=1)
+        mask = torch.cat([bert_mask, t5_mask], dim=-1).bool()
+        return torch.where(mask[..., None], states, model.text_embedding_padding), None
+    _masked_ids(pipe, prompts)  # the length check
+    if arch.name == "kandinsky3":  # cut to the batch's longest prompt + 1, as its pipeline does
+        states, _, mask, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device,
+                                                _cut_context=True)
+    else:
+        extra = ({"complex_human_instruction": _call_default(pipe, "complex_human_instruction")}
+                 if arch.name == "sana" else {})
+        states, mask = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device,
+                                          max_sequence_length=length, **extra)[:2]
+    states = states.to(model.dtype)
+    for name in arch.projection:
+        states = getattr(model, name)(states)
     return states, mask.bool()
 
 
