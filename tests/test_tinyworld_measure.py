@@ -103,6 +103,21 @@ def test_recording_judge_returns_the_oracle_and_keeps_both_answers():
     assert judge.answers == [(1, 1), (0, 1)]
 
 
+def test_the_recording_judge_reads_attributes_so_the_cards_time_rows_keep_their_kept_column():
+    """A fresh ``timelab tinyworld measure`` lost the attributes-kept column: the judge of its test items
+    did not pass ``kept`` on, so ``evaluate_edit_item`` skipped it."""
+    from timelab.evaluation import OracleJudgeAdapter
+    from timelab.evaluation.edits import reads_attributes
+
+    oracle = OracleJudgeAdapter()
+    judge = RecordingJudge(oracle, _Fixed(1))
+    assert reads_attributes(judge)
+    before = oracle.records(np.stack([render(Scene.single("square", "green")), render(Scene.single("square", "green"))]))
+    after = oracle.records(np.stack([render(Scene.single("square", "blue")), render(Scene.single("square", "green"))]))
+    kept = judge.kept("a square", "a circle", "a blue circle", before, after)
+    assert kept["square.colour"] == 0.5 and kept["square.kind"] == 1.0, kept  # 1 - TV({green: 1}, {blue: 1/2, green: 1/2})
+
+
 def test_the_shipped_model_card_is_what_the_card_code_writes_from_its_figures():
     data = json.loads((MODEL_DIR / "figures.json").read_text())
     command = data.pop("command")

@@ -104,6 +104,10 @@ class RecordingJudge:
     def records(self, images):
         return self.oracle.records(images)
 
+    def kept(self, prompt, source, destination, records_before, records_after) -> dict[str, float]:
+        """The oracle's attributes kept: the model card's TIME rows need them (``edits.reads_attributes``)."""
+        return self.oracle.kept(prompt, source, destination, records_before, records_after)
+
     def choose(self, images, candidates):
         exact, clip = self.oracle.choose(images, candidates), self.other.choose(images, candidates)
         self.answers += list(zip(exact.tolist(), clip.tolist()))
