@@ -183,8 +183,9 @@ def model_card(figures: Figures, training: dict, command: str) -> str:
         "", f"**TinyWorld's CLIP judge** (the paper's metric, zero-shot between two prompts, with `clip/`) agrees with "
         f"the exact judge on {_pct(time_['clip_agreement'])} of {time_['clip_decisions']} efficacy, generality and "
         "specificity decisions above.", "",
-        "**Speed**: `python benchmarks/tinyworld_speed.py` times 8 images at 25 steps with guidance 7.5; results in "
-        "`benchmarks/results/tinyworld_speed.md`.",
+        "**Speed**: `python benchmarks/tinyworld_speed.py` times drawing (stock 25 DDIM steps against TinyWorld's "
+        "default path and each lever), `--judge` whether faster samplers draw the same world; results in "
+        "`benchmarks/results/tinyworld_speed.md` and `tinyworld_speed_judged.md`.",
     ]
     return "\n".join(lines) + "\n"
 
