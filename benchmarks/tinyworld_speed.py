@@ -290,8 +290,11 @@ def overlaps(hits: list[bool], other: list[bool]) -> bool:
 
 def inside_stock(stock: dict, candidate: dict) -> bool:
     """Every share of ``candidate`` lies inside the 95% interval of the stock share."""
-    return all(wilson(int(sum(stock[m])), len(stock[m]))[0] <= np.mean(candidate[m])
-               <= wilson(int(sum(stock[m])), len(stock[m]))[1] for m in candidate if isinstance(candidate[m], list))
+    def inside(hits: list[bool], share: float) -> bool:
+        low, high = wilson(int(sum(hits)), len(hits))
+        return low <= share <= high
+
+    return all(inside(stock[m], np.mean(candidate[m])) for m in candidate if isinstance(candidate[m], list))
 
 
 def same_world(stock: dict, candidate: dict) -> bool:
