@@ -117,6 +117,53 @@ def test_check_exercise_reports_stubs_passes_answers_and_raises_on_wrong_ones(ca
         notebook.check_exercise("Exercise 9", wrong)
 
 
+def test_check_rejects_passes_when_every_wrong_answer_fails_and_names_the_ones_accepted(capsys):
+    def check(answer):
+        assert answer(3) == 9, "should square"
+
+    notebook.check_rejects(check, {"a no-op": lambda x: x, "a wrong sign": lambda x: -x * x,
+                                   "a crash": lambda x: x.nope})
+    assert "refuses 3 wrong answers" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="accepts wrong answers: the answer itself"):
+        notebook.check_rejects(check, {"a no-op": lambda x: x, "the answer itself": lambda x: x * x})
+
+
+# ------------------------------------------------------------------------- seeds, shares and claims
+def test_seeds_start_at_the_offset_from_the_environment(monkeypatch):
+    monkeypatch.delenv(notebook.SEED_OFFSET_ENV, raising=False)
+    assert notebook.seeds(3) == [0, 1, 2]
+    monkeypatch.setenv(notebook.SEED_OFFSET_ENV, "1000")
+    assert notebook.seeds(2) == [1000, 1001]
+    for bad in ("x", "-1", "1.5"):
+        monkeypatch.setenv(notebook.SEED_OFFSET_ENV, bad)
+        with pytest.raises(ValueError, match="TIMELAB_SEED_OFFSET"):
+            notebook.seeds(2)
+    with pytest.raises(ValueError, match="at least one seed"):
+        notebook.seeds(0)
+
+
+def test_share_interval_is_wilsons_and_claims_compare_intervals():
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.975)
+    hits, n = 30, 40
+    p = hits / n  # Wilson's interval written out independently of timelab.evaluation.metrics
+    centre, half = p + z * z / (2 * n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    low, high = (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+    got = notebook.share([True] * hits + [False] * (n - hits))
+    assert (got.hits, got.n) == (hits, n) and abs(got.low - low) < 1e-12 and abs(got.high - high) < 1e-12
+    assert str(got) == f"75% [{low:.0%}, {high:.0%}] of 40"
+    clear, close = notebook.Share(120, 128), notebook.Share(100, 128)
+    notebook.assert_above(clear, close, "more")
+    notebook.assert_above(clear, 0.5, "above chance")
+    with pytest.raises(AssertionError, match="the text says"):
+        notebook.assert_above(notebook.Share(105, 128), close, "more")  # 82% vs 78%: intervals overlap
+    with pytest.raises(AssertionError, match="above chance"):
+        notebook.assert_above(notebook.Share(5, 8), 0.5, "above chance")
+    with pytest.raises(ValueError, match="no outcomes"):
+        notebook.share([])
+
+
 # ---------------------------------------------------------------------------------- student copies
 def test_some_notebooks_have_solutions():
     assert len(_with_solutions()) >= 3, "notebooks 01-03 each have solution cells"
