@@ -52,6 +52,9 @@ def why_not_executed(path: Path) -> str | None:
 def stage(source: Path, notebooks: list[Path]) -> None:
     """Lay out Sphinx's source folder: the book's pages at its top, the chapters in notebooks/, figures/."""
     shutil.copytree(BOOK, source, ignore=shutil.ignore_patterns("conf.py", "__pycache__"))
+    for page in source.glob("*.md"):  # in the repository the pages sit in book/, beside figures/ ...
+        text = page.read_text()
+        page.write_text(text.replace("](../figures/", "](figures/"))  # ... staged, figures/ sits beside them
     (source / "notebooks").mkdir()
     for path in notebooks:
         shutil.copy2(path, source / "notebooks" / path.name)

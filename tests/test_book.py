@@ -28,6 +28,7 @@ SCRIPT = ROOT / "scripts" / "build_book.py"
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGES = ["tinyworld", "measurements", "architectures", "code", "setup"]  # moved out of the README
 CHROMEDRIVER = shutil.which("chromedriver")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -86,6 +87,18 @@ def test_the_landing_page_lists_every_chapter_in_course_order_and_the_reference(
     linked = re.findall(r'href="notebooks/([0-9]{2}_[^"#]+)\.html"', index)
     assert list(dict.fromkeys(linked)) == [path.stem for path in CHAPTERS]
     assert 'href="glossary.html"' in index and 'href="api.html"' in index
+    for page in PAGES:
+        assert f'href="{page}.html"' in index, page
+
+
+def test_the_readme_is_a_landing_page_whose_links_lead_somewhere():
+    """Under 150 lines; every relative link and image it shows exists in the repository."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150, "the README is a landing page: measurements live in the book"
+    targets = re.findall(r"\]\(((?!https?:)[^)#]+)", readme)
+    assert {f"book/{page}.md" for page in PAGES} <= set(targets)
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert not missing, f"the README links to files that do not exist: {missing}"
 
 
 def test_every_chapter_has_its_launch_links_and_no_page_loads_from_the_network(book):
@@ -126,7 +139,7 @@ def test_a_notebook_that_is_not_executed_is_refused_by_name(tmp_path):
 
 
 @needs_chromium
-@pytest.mark.parametrize("page", ["index", "glossary", *(f"notebooks/{p.stem}" for p in CHAPTERS)])
+@pytest.mark.parametrize("page", ["index", "glossary", *PAGES, *(f"notebooks/{p.stem}" for p in CHAPTERS)])
 def test_each_page_shows_its_figures_and_typeset_math_in_chromium(page, served, browser, book, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
