@@ -128,6 +128,26 @@ def test_check_rejects_passes_when_every_wrong_answer_fails_and_names_the_ones_a
         notebook.check_rejects(check, {"a no-op": lambda x: x, "the answer itself": lambda x: x * x})
 
 
+def test_assert_written_by_hand_finds_forbidden_calls_and_keywords():
+    def by_hand(x, t):
+        return (x - t) * 2
+
+    def via_library(x, t):
+        return schedule.add_noise(x, t)  # noqa: F821 - never called, only read
+
+    def via_keyword(x, t):
+        return run(x, negative_prompt=t)  # noqa: F821
+
+    notebook.assert_written_by_hand(by_hand, {"add_noise", "negative_prompt"})
+    with pytest.raises(AssertionError, match="via_library calls add_noise"):
+        notebook.assert_written_by_hand(via_library, {"add_noise"})
+    with pytest.raises(AssertionError, match="calls negative_prompt"):
+        notebook.assert_written_by_hand(via_keyword, {"negative_prompt"})
+    lam = lambda x: sorted(x)  # noqa: E731 - a lambda's source is its line
+    with pytest.raises(AssertionError, match="calls sorted"):
+        notebook.assert_written_by_hand(lam, {"sorted"})
+
+
 # ------------------------------------------------------------------------- seeds, shares and claims
 def test_seeds_start_at_the_offset_from_the_environment(monkeypatch):
     monkeypatch.delenv(notebook.SEED_OFFSET_ENV, raising=False)
