@@ -10,10 +10,7 @@ still holds.
 
 from __future__ import annotations
 
-import ast
-import inspect
 import os
-import textwrap
 from typing import Callable, Iterable, Mapping, NamedTuple
 
 from .devices import gpu_available
@@ -111,20 +108,22 @@ def check_rejects(check: Callable[[Callable], None], wrong_answers: Mapping[str,
 
 
 def assert_written_by_hand(function: Callable, forbidden: Iterable[str]) -> None:
-    """Assert that ``function`` computes its answer itself: its source calls none of the ``forbidden``
-    names (a function ``f(...)`` or a method ``x.f(...)``) and passes none of them as a keyword argument.
-    For exercises that ask for by hand what a library call would answer (the check compares with it)."""
-    forbidden = set(forbidden)
-    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    used = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
-            used |= {called} & forbidden
-            used |= {keyword.arg for keyword in node.keywords} & forbidden
-    if used:
-        raise AssertionError(f"{function.__name__} calls {', '.join(sorted(used))}: the exercise asks for "
-                             "that computation written out by hand")
+    """Assert that ``function`` computes its answer itself: its compiled code (nested functions and
+    lambdas included) names none of the ``forbidden`` functions, methods or keyword arguments. For
+    exercises that ask for by hand what a library call would answer (the check compares with it)."""
+    used, codes = set(), [function.__code__]
+    while codes:
+        code = codes.pop()
+        used |= set(code.co_names)  # globals and attributes it reads (calls included)
+        for constant in code.co_consts:
+            if isinstance(constant, tuple):  # keyword argument names of its calls
+                used |= {c for c in constant if isinstance(c, str)}
+            elif hasattr(constant, "co_names"):
+                codes.append(constant)
+    found = sorted(used & set(forbidden))
+    if found:
+        raise AssertionError(f"{function.__name__} uses {', '.join(found)}: the exercise asks for that "
+                             "computation written out by hand")
 
 
 def check_exercise(name: str, check: Callable[[], None]) -> bool:
