@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..clip_pixels import normalise
 from ..devices import pick_device
+from ..quiet import quiet_loading
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 
@@ -61,8 +62,10 @@ class ClipJudge:
         """Load a CLIP model and its tokenizer by hub id or folder (default: ViT-L/14, as the paper)."""
         from transformers import CLIPModel, CLIPTokenizer
 
-        model = CLIPModel.from_pretrained(name, dtype=dtype) if dtype else CLIPModel.from_pretrained(name)
-        return cls(model, CLIPTokenizer.from_pretrained(name), device, batch_size)
+        with quiet_loading():  # no "Loading weights" bar or library chatter (TIMELAB_VERBOSE=1 shows them)
+            model = CLIPModel.from_pretrained(name, dtype=dtype) if dtype else CLIPModel.from_pretrained(name)
+            tokenizer = CLIPTokenizer.from_pretrained(name)
+        return cls(model, tokenizer, device, batch_size)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """Resize the short side to the model's input size (bicubic), centre-crop, normalise. Images
