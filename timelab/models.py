@@ -74,28 +74,32 @@ def _local_folder(name_or_path: str) -> str:
     return expanded
 
 
-def _from_pretrained(name_or_path: str, dtype: torch.dtype):
+def _from_pretrained(name_or_path: str, dtype: torch.dtype, variant: str | None = None):
     if name_or_path != TINYWORLD:
         name_or_path = _local_folder(name_or_path)  # before diffusers, which takes a missing folder for a hub id
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     if name_or_path == TINYWORLD:
         return StableDiffusionPipeline.from_pretrained(MODEL_DIR, dtype=dtype, local_files_only=True)
+    files = {"variant": variant} if variant is not None else {}
     extra = {"safety_checker": None, "requires_safety_checker": False}
     try:
-        return AutoPipelineForText2Image.from_pretrained(name_or_path, dtype=dtype, **extra)
+        return AutoPipelineForText2Image.from_pretrained(name_or_path, dtype=dtype, **files, **extra)
     except TypeError:  # pipelines without a safety checker reject those arguments
-        return AutoPipelineForText2Image.from_pretrained(name_or_path, dtype=dtype)
+        return AutoPipelineForText2Image.from_pretrained(name_or_path, dtype=dtype, **files)
 
 
 def load_pipeline(name_or_path: str | os.PathLike = TINYWORLD, device: str | None = None,
-                  dtype: torch.dtype | None = None, verbose: bool | None = None):
+                  dtype: torch.dtype | None = None, verbose: bool | None = None, variant: str | None = None):
     """Load a text-to-image pipeline ready to edit (names: see the module docstring).
 
     A hub id needs the network the first time. A local path (absolute, starting with ``.`` or ``~``,
     or one that exists) must be a folder holding ``model_index.json``; anything else raises
     ``FileNotFoundError``/``ValueError`` naming it, before diffusers is asked. ``dtype`` defaults to
-    float16 on a GPU and float32 elsewhere. The safety checker is left out, as in the paper's
+    float16 on a GPU and float32 elsewhere. ``variant`` picks which weight files of a hub id or folder to
+    read (``"fp16"``: the half-size files that checkpoints such as SD 1.4 ship beside the full ones, half
+    the download; diffusers raises if the checkpoint has none); TinyWorld and the random-weight models
+    have no variants, so giving one for them raises ``ValueError``. The safety checker is left out, as in the paper's
     experiments. Library warnings and loading bars are hidden unless ``verbose`` (default:
     ``$TIMELAB_VERBOSE``).
     """
@@ -103,7 +107,10 @@ def load_pipeline(name_or_path: str | os.PathLike = TINYWORLD, device: str | Non
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     name = str(name_or_path)
+    if variant is not None and (name in RANDOM_MODELS or name == TINYWORLD):
+        raise ValueError(f"{name!r} has no weight variants (variant={variant!r}): leave variant out for it")
     with quiet_loading(verbose):
-        pipe = _random_pipeline(name).to(dtype=dtype) if name in RANDOM_MODELS else _from_pretrained(name, dtype)
+        pipe = (_random_pipeline(name).to(dtype=dtype) if name in RANDOM_MODELS
+                else _from_pretrained(name, dtype, variant))
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
