@@ -225,10 +225,7 @@ STUDENT_DIR = students.OUT.relative_to(students.ROOT)
 # stubs print is read from the committed outputs (which test_notebooks_executed keeps current).
 # `python scripts/make_student_copies.py --run` runs the copies from build/student/ before handing them
 # out; its runner is tested here on a small notebook.
-KNOWN_PATH_ISSUES = {
-    "08_many_edits": "its results and figure paths (../benchmarks/results/..., ../figures/...) are relative to "
-                     "notebooks/: from build/student/ they name nothing, and the copy skips the sections that read them",
-}
+KNOWN_PATH_ISSUES: dict[str, str] = {}
 
 
 def _python(source: str) -> str:
