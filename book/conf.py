@@ -29,6 +29,8 @@ suppress_warnings = ["mystnb.unknown_mime_type"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 
+exclude_patterns = ["student/**"]  # the student copies are downloads (students.md links them), not pages
+
 html_theme = "sphinx_book_theme"
 html_title = "timelab: a course on TIME"
 html_theme_options = {

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from sphinx.cmd.build import build_main
 
+from make_student_copies import SOLUTION_TAG, tags, write_student_copy  # scripts/, beside this one
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"  # conf.py and the book's own pages
 NOTEBOOKS = ROOT / "notebooks"
@@ -58,6 +60,23 @@ def stage(source: Path, notebooks: list[Path]) -> None:
     (source / "notebooks").mkdir()
     for path in notebooks:
         shutil.copy2(path, source / "notebooks" / path.name)
+    stage_student_copies(source, notebooks)
+
+
+def stage_student_copies(source: Path, notebooks: list[Path]) -> None:
+    """The chapters' student copies in student/ (downloads, not pages) and the page that links them."""
+    lines = ["# Student copies", "",
+             "Each chapter without its solutions, to download and run: the exercise stubs stay and report "
+             '"not done yet" until you fill them in, and the first cell installs timelab where it is missing '
+             "(Colab, a fresh environment). Written by `python scripts/make_student_copies.py`.", ""]
+    for path in notebooks:
+        notebook = json.loads(path.read_text())
+        if not any(SOLUTION_TAG in tags(cell) for cell in notebook["cells"]):
+            continue
+        write_student_copy(path, source / "student")
+        title = next(line for line in "".join(notebook["cells"][0]["source"]).splitlines() if line.startswith("# "))
+        lines.append(f"- {title[2:]}: {{download}}`{path.name} <student/{path.name}>`")
+    (source / "students.md").write_text("\n".join(lines) + "\n")
     shutil.copytree(FIGURES, source / "figures")
 
 

@@ -1,6 +1,7 @@
 """Make student copies of the course notebooks: the same notebooks without their solution cells.
 
-A solution cell is a cell tagged ``solution``. Exercise stubs (tagged ``exercise``) stay: they define
+A solution cell is a cell tagged ``solution``. Sentences of the remaining text that speak of the
+solutions ("Each has a check and, below it, a solution.") are dropped with them. Exercise stubs (tagged ``exercise``) stay: they define
 what the student fills in and raise NotImplementedError until then, so a student copy runs from top to
 bottom, each exercise reporting "not done yet". Outputs are cleared.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -36,11 +38,29 @@ def tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+# What a student copy drops from the text (it has no solutions): a clause "; the solution ..." or ", which
+# the solution ..." up to its
+# full stop, and a sentence that speaks of "the solution(s)" or "a solution" ("Each has a check and, below
+# it, a solution."). Sentences may run over several lines; "the ridge solution" is not one of them.
+SOLUTION = r"\b(?:the|a) solutions?\b"
+SOLUTION_CLAUSE = re.compile(rf"(?:;|, which)\s+{SOLUTION}[^.]*\.", re.IGNORECASE)
+SOLUTION_SENTENCE = re.compile(rf"(?:\A|(?<=\n\n)|(?<=[.!?])[ \t\n]+)[^.\n#|<>]*?(?:\n[^.\n#|<>]*?)*{SOLUTION}[^.]*\.", re.IGNORECASE)
+
+
+def without_solution_sentences(text: str) -> str:
+    """``text`` without the clauses and sentences that mention the solutions."""
+    text = SOLUTION_SENTENCE.sub("", SOLUTION_CLAUSE.sub(".", text))
+    return re.sub(r"(\A|\n\n)[ \t]+", r"\1", text)  # a paragraph that lost its first sentence
+
+
 def strip_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``notebook`` without ``solution`` cells and with outputs cleared."""
+    """A copy of ``notebook`` without ``solution`` cells, without the sentences that speak of them, and
+    with outputs cleared."""
     student = nbformat.from_dict(notebook)  # deep copy
     student.cells = [cell for cell in student.cells if SOLUTION_TAG not in tags(cell)]
     for cell in student.cells:
+        if cell.cell_type == "markdown":
+            cell.source = without_solution_sentences(cell.source)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None

@@ -91,6 +91,19 @@ def test_the_landing_page_lists_every_chapter_in_course_order_and_the_reference(
         assert f'href="{page}.html"' in index, page
 
 
+def test_the_student_copies_are_linked_and_have_no_solutions(book):
+    page = (book / "students.html").read_text()
+    linked = re.findall(r'href="(_downloads/[^"]+\.ipynb)"', page)
+    with_solutions = [p for p in CHAPTERS if any("solution" in c.get("metadata", {}).get("tags", [])
+                                                 for c in nbformat.read(p, as_version=4).cells)]
+    assert sorted(Path(link).name for link in linked) == sorted(p.name for p in with_solutions)
+    for link in linked:
+        copy = nbformat.read(book / link, as_version=4)
+        assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in copy.cells), link
+        assert any("exercise" in c.get("metadata", {}).get("tags", []) for c in copy.cells), link
+    assert 'href="students.html"' in (book / "index.html").read_text()
+
+
 def test_the_readme_is_a_landing_page_whose_links_lead_somewhere():
     """Under 150 lines; every relative link and image it shows exists in the repository."""
     readme = (ROOT / "README.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -199,13 +200,31 @@ def test_some_notebooks_have_solutions():
 def test_strip_solutions_removes_exactly_the_solution_cells(path):
     original = nbformat.read(path, as_version=4)
     student = students.strip_solutions(original)
-    kept = [c.source for c in original.cells if "solution" not in _tags(c)]
+    kept = [students.without_solution_sentences(c.source) if c.cell_type == "markdown" else c.source
+            for c in original.cells if "solution" not in _tags(c)]
     assert [c.source for c in student.cells] == kept, path.name
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
     assert len(original.cells) > len(student.cells)  # the original is untouched
     assert any("exercise" in _tags(c) for c in student.cells), (
         f"{path.name} has solution cells but no cell tagged 'exercise': tag each exercise's stub cell "
         "'exercise' so the student copy keeps a stub that reports 'not done yet'")
+
+
+def test_student_copies_drop_the_sentences_that_speak_of_solutions():
+    text = ("## More exercises\n\nEach has a check and, below it, a solution. Write your answer in the stub.\n\n"
+            "The check compares it with DDIM's\n`pred_original_sample`; the solution draws it at every step.\n\n"
+            "The check tests the states. The solution then draws `PROMPT` with the end\nand asks the judge.\n\n"
+            "how far the ridge solution lands; `row_solution(w)` solves one row.")
+    assert students.without_solution_sentences(text) == (
+        "## More exercises\n\nWrite your answer in the stub.\n\n"
+        "The check compares it with DDIM's\n`pred_original_sample`.\n\n"
+        "The check tests the states.\n\n"
+        "how far the ridge solution lands; `row_solution(w)` solves one row.")
+    for path in _with_solutions():
+        student = students.strip_solutions(nbformat.read(path, as_version=4))
+        for cell in student.cells:
+            if cell.cell_type == "markdown":
+                assert not re.search(r"\b(?:the|a) solutions?\b", cell.source, re.IGNORECASE), (path.name, cell.source)
 
 
 def test_script_refuses_a_notebook_without_solutions(tmp_path):
