@@ -262,6 +262,36 @@ def test_timestep_window_keeps_only_those_steps(sd1):
         AttentionRecorder(sd1, timesteps=(900, 100))
 
 
+def test_two_runs_in_one_recorder_keep_their_own_images(sd1):
+    """Two pipeline calls inside one recorder: each call's images keep their own maps, in order (before,
+    the second call's steps were averaged into the first's images)."""
+    with AttentionRecorder(sd1) as rec:
+        for prompt in PROMPTS:
+            generate(sd1, [prompt])
+    assert len(rec.timesteps_seen) == 2 * STEPS
+    for prompt_index, prompt in enumerate(PROMPTS):
+        _, reference = reference_maps(sd1, prompts=[prompt])  # diffusers' scores of that call alone
+        for name in rec.shapes:
+            assert rec.layer_maps(name).shape[0] == len(PROMPTS)
+            torch.testing.assert_close(rec.layer_maps(name)[prompt_index:prompt_index + 1].flatten(2), reference[name],
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_seeds_drawn_in_several_batches_keep_their_own_maps(sd1):
+    """``generate`` drawing 4 seeds in batches of 2 records what one batch of 4 records, seed by seed."""
+    from timelab.generation import GenerationSettings, generate as generate_prompts
+
+    recorded = {}
+    for batch_size in (2, 4):
+        settings = GenerationSettings(steps=2, guidance_scale=7.5, height=HEIGHT, width=WIDTH, batch_size=batch_size)
+        with AttentionRecorder(sd1) as rec:
+            generate_prompts(sd1, [PROMPTS[0]], [0, 1, 2, 3], settings)
+        recorded[batch_size] = rec.maps()
+    assert recorded[2].shape == recorded[4].shape == (4, sd1.tokenizer.model_max_length, HEIGHT, WIDTH)
+    torch.testing.assert_close(recorded[2], recorded[4], rtol=1e-4, atol=1e-5)
+    assert (recorded[4][0] - recorded[4][2]).abs().max() > 1e-4, "seeds 0 and 2 should have different maps"
+
+
 def test_layers_by_name_and_resolution(sd1):
     names = list(cross_attention(sd1))
     with AttentionRecorder(sd1, layers=names[:1]) as rec:

@@ -13,7 +13,12 @@ fused attention), so images are bit-identical with and without recording.
 
 Memory does not grow with the number of steps: for each recorded layer the recorder holds one running
 sum over steps of the head-averaged probabilities, a float32 tensor of shape
-``(images, h * w, tokens)``, plus a step count. That is ``4 * images * h * w * tokens`` bytes per layer
+``(images, h * w, tokens)``, plus a step count.
+
+Several denoising runs inside one recorder (two pipeline calls, or ``generate`` drawing many seeds in
+several batches) each add their own images, in order: a run starts whenever the scheduler's timestep
+goes up again (within a run it only falls or repeats), and each run's steps are averaged on their own, so
+image ``i`` of the maps is always image ``i`` of the images drawn. That is ``4 * images * h * w * tokens`` bytes per layer
 (:attr:`AttentionRecorder.nbytes`); for Stable Diffusion 1.4 at 512x512 (16 layers, maps of 64x64 down
 to 8x8, 77 tokens) about 8.3 MB per image.
 """
@@ -180,10 +185,11 @@ class AttentionRecorder:
     # ----------------------------------------------------------------------------------- recording
     def reset(self) -> None:
         """Forget everything recorded so far."""
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
+        self._sums: dict[str, dict[int, torch.Tensor]] = {}  # layer -> denoising run -> sum over its steps
+        self._counts: dict[str, dict[int, int]] = {}  # layer -> denoising run -> steps summed
         self.shapes: dict[str, tuple[int, int]] = {}  # layer name -> (h, w) of its maps
         self.timesteps_seen: list[float] = []  # scheduler timesteps of the recorded UNet calls
+        self._run, self._last_timestep = -1, None  # the denoising run in progress, told apart by its timesteps
         self._step: dict | None = None  # what the UNet call in progress tells the layer hooks
 
     def __enter__(self) -> "AttentionRecorder":
@@ -212,6 +218,9 @@ class AttentionRecorder:
     def _on_unet(self, unet: nn.Module, args: tuple, kwargs: dict) -> None:
         sample, timestep = _arg(args, kwargs, 0, "sample"), _arg(args, kwargs, 1, "timestep")
         t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
+        if self._last_timestep is None or t > self._last_timestep:  # the timestep went up: a new run starts
+            self._run += 1
+        self._last_timestep = t
         if self.timesteps is not None and not self.timesteps[0] <= t <= self.timesteps[1]:
             self._step = None
             return
@@ -220,7 +229,8 @@ class AttentionRecorder:
         if cfg and batch % 2:
             raise ValueError(f"classifier-free guidance expects an even UNet batch, got {batch}; "
                              "pass cfg=False if this pipeline does not double its batch")
-        self._step = {"latent_hw": tuple(sample.shape[-2:]), "cond": slice(batch // 2 if cfg else 0, None)}
+        self._step = {"latent_hw": tuple(sample.shape[-2:]), "cond": slice(batch // 2 if cfg else 0, None),
+                      "run": self._run}
         self.timesteps_seen.append(t)
 
     def _uses_cfg(self) -> bool:
@@ -249,30 +259,32 @@ class AttentionRecorder:
             with torch.no_grad():
                 probs = attention_probabilities(module, hidden[cond], context[cond],
                                                 None if mask is None else mask[cond])
-            # mean over heads now, sum over steps: memory stays (images, h*w, tokens) per layer
+            # mean over heads now, sum over a run's steps: memory stays (images, h*w, tokens) per layer
             mean = probs.mean(dim=1)
-            if name in self._sums:
-                if self._sums[name].shape != mean.shape:
-                    raise ValueError(f"layer {name} recorded maps of shape {tuple(self._sums[name].shape)} "
-                                     f"and now gets {tuple(mean.shape)}: use one recorder (or reset()) "
-                                     "per generation when the batch or image size changes")
-                self._sums[name] += mean
-                self._counts[name] += 1
+            if self.shapes.setdefault(name, shape) != shape:
+                raise ValueError(f"layer {name} recorded {self.shapes[name][0]}x{self.shapes[name][1]} maps "
+                                 f"and now gets {shape[0]}x{shape[1]}: use one recorder (or reset()) per image size")
+            sums, counts, run = self._sums.setdefault(name, {}), self._counts.setdefault(name, {}), self._step["run"]
+            if run in sums:
+                sums[run] += mean
+                counts[run] += 1
             else:
-                self._sums[name], self._counts[name], self.shapes[name] = mean, 1, shape
+                sums[run], counts[run] = mean, 1
         return hook
 
     # ----------------------------------------------------------------------------------- reading
     @property
     def nbytes(self) -> int:
         """Bytes held by the running sums: ``4 * images * h * w * tokens`` per recorded layer."""
-        return sum(s.numel() * s.element_size() for s in self._sums.values())
+        return sum(s.numel() * s.element_size() for runs in self._sums.values() for s in runs.values())
 
     def layer_maps(self, name: str) -> torch.Tensor:
-        """One layer's maps averaged over heads and recorded steps: ``(images, tokens, h, w)``."""
+        """One layer's maps averaged over heads and recorded steps: ``(images, tokens, h, w)``, the images of
+        every denoising run in the order they were drawn."""
         if name not in self._sums:
             raise KeyError(f"layer {name!r} recorded nothing; recorded layers: {list(self._sums)}")
-        mean = self._sums[name] / self._counts[name]
+        runs = sorted(self._sums[name])
+        mean = torch.cat([self._sums[name][r] / self._counts[name][r] for r in runs])
         return mean.transpose(1, 2).reshape(*mean.shape[::2], *self.shapes[name])
 
     def maps(self, layers: Iterable[str] | None = None, resolution: int | tuple[int, int] | None = None,

@@ -13,7 +13,6 @@ and ``on_object / area`` is how many times better than uniform the word finds it
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -58,7 +57,7 @@ def localisation(pipe, prompts: Sequence[str], seeds: Sequence[int],
         kinds = [o["kind"] for o in describe(prompt).objects]
         positions = {k: word_position(pipe.tokenizer, prompt, k) for k in kinds}
         with AttentionRecorder(pipe) as recorder:
-            images = generate(pipe, [prompt], seeds, replace(settings, batch_size=len(seeds)))[0]
+            images = generate(pipe, [prompt], seeds, settings)[0]
         resolutions = sorted(set(recorder.shapes.values()), reverse=True)
         maps = {f"{h}x{w}": recorder.maps(resolution=(h, w)) for h, w in resolutions}
         maps["all"] = recorder.maps()
