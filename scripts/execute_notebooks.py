@@ -63,7 +63,6 @@ def runtime_line(seconds: float) -> str:
 
 def stamp(notebook: nbformat.NotebookNode, seconds: float) -> None:
     """Write the measured runtime into the header cell and ``metadata.timelab``."""
-    seconds = round(seconds, 1)
     header = notebook.cells[0]
     if header.cell_type != "markdown" or len(RUNTIME_LINE.findall(header.source)) != 1:
         raise ValueError("the first cell must be markdown with exactly one line starting '**Runtime**:'")
@@ -90,7 +89,7 @@ def execute(path: Path, save: bool = False, timeout: int = 900) -> float:
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(stderr=subprocess.DEVNULL)  # the kernel process's own log lines; cell errors still raise
-    seconds = time.perf_counter() - started
+    seconds = round(time.perf_counter() - started, 1)  # the header, metadata and README all show this value
     if save:
         stamp(notebook, seconds)
         readme = with_course_runtime(README.read_text(), path.stem, seconds)
