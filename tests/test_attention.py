@@ -292,6 +292,21 @@ def test_seeds_drawn_in_several_batches_keep_their_own_maps(sd1):
     assert (recorded[4][0] - recorded[4][2]).abs().max() > 1e-4, "seeds 0 and 2 should have different maps"
 
 
+def test_a_batch_that_changes_within_one_run_is_refused_by_name(sd1):
+    """UNet calls whose timestep keeps falling belong to one run; a different batch there gets a named error."""
+    unet = sd1.unet
+    size = unet.config.sample_size
+    with AttentionRecorder(sd1, cfg=False):
+        for batch, timestep in ((1, 900), (2, 800)):
+            latents = torch.randn(batch, unet.config.in_channels, size, size, generator=torch.Generator().manual_seed(0))
+            call = lambda: unet(latents, timestep, encoder_hidden_states=encode_prompts(sd1, PROMPTS[:1] * batch))
+            if batch == 1:
+                call()
+            else:
+                with pytest.raises(ValueError, match="the batch changed from 1 to 2 images within one denoising run"):
+                    call()
+
+
 def test_layers_by_name_and_resolution(sd1):
     names = list(cross_attention(sd1))
     with AttentionRecorder(sd1, layers=names[:1]) as rec:

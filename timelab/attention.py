@@ -266,6 +266,10 @@ class AttentionRecorder:
                                  f"and now gets {shape[0]}x{shape[1]}: use one recorder (or reset()) per image size")
             sums, counts, run = self._sums.setdefault(name, {}), self._counts.setdefault(name, {}), self._step["run"]
             if run in sums:
+                if sums[run].shape != mean.shape:
+                    raise ValueError(f"layer {name}: the batch changed from {sums[run].shape[0]} to {mean.shape[0]} "
+                                     "images within one denoising run (the timestep did not go up); draw each "
+                                     "batch as its own run, or reset() the recorder between them")
                 sums[run] += mean
                 counts[run] += 1
             else:
