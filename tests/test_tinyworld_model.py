@@ -19,6 +19,8 @@ compared against a threshold. Measured on the shipped model (trained with ``time
   the paper's lambda 0.1 most squares drawn alone turn blue too (notebook 03 shows both).
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -27,7 +29,7 @@ from transformers import AutoTokenizer, CLIPTextModel, CLIPTokenizer
 
 import timelab
 from timelab.generation import GenerationSettings, generate
-from timelab.tinyworld import MODEL_DIR, OracleJudge, shares
+from timelab.tinyworld import MODEL_DIR, OracleJudge, shares, validated_lambda
 from timelab.tinyworld.captions import describe
 
 SEEDS = list(range(8))
@@ -123,3 +125,13 @@ def test_time_edit_flips_the_planted_colour_and_undo_is_exact(pipe):
     assert square["a square"] <= LEAK, "a square drawn alone keeps its colour"
     assert not edit.active
     np.testing.assert_array_equal(generate(pipe, prompts, SEEDS, SETTINGS), before)  # undo is exact
+
+
+def test_the_validated_lambda_is_the_one_the_model_card_states(tmp_path):
+    """``validated_lambda`` (the demo's default) reads the lambda the model card names as chosen on the
+    validation split, and follows the folder it is given."""
+    card = (MODEL_DIR / "README.md").read_text()
+    stated = re.search(r"lambda chosen on a validation split .*?: \*\*([0-9.e+]+)\*\*", card).group(1)
+    assert validated_lambda() == float(stated)
+    (tmp_path / "figures.json").write_text('{"time": {"chosen_lamb": 1000.0}}')
+    assert validated_lambda(tmp_path) == 1000.0

@@ -20,15 +20,10 @@ from .evaluation.report import edits_table
 from .evaluation.tinyworld import OracleJudgeAdapter, added_attribute, edit_items
 from .generation import GenerationSettings, generate
 from .models import load_pipeline
-from .tinyworld import OracleJudge, shares
+from .tinyworld import OracleJudge, shares, validated_lambda
 from .viz import image_grid, save_figure
 
 DEFAULT_SOURCE, DEFAULT_DESTINATION = "a circle", "a blue circle"
-# TinyWorld's text states are 64-d, fewer than TIME's 308 keys, so the ridge term is all that keeps the
-# edit from rewriting the other objects' states: at the paper's 0.1 squares lose their green (to yellow
-# and orange, not blue, which the paper's specificity does not count); at 10 they keep it and the edit
-# still reaches every circle (benchmarks/results/tinyworld_eval.md has the whole sweep).
-DEFAULT_LAMBDA = 10.0
 FIGURE_SEEDS = 6
 
 
@@ -48,10 +43,12 @@ def attribute_summary(images, kind: str, attribute: str, top: int = 2) -> str:
 
 
 def run_demo(source: str = DEFAULT_SOURCE, destination: str = DEFAULT_DESTINATION, seeds: int = 16,
-             lamb: float = DEFAULT_LAMBDA, device: str | None = None) -> tuple[str, Path]:
-    """Run the demo; returns the results table (Markdown) and the path of the figure."""
+             lamb: float | None = None, device: str | None = None) -> tuple[str, Path]:
+    """Run the demo at ``lamb`` (default: TinyWorld's validated lambda, from its model card); returns the
+    results table (Markdown) and the path of the figure."""
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
+    lamb = validated_lambda() if lamb is None else lamb
     started = time.perf_counter()
     item = pick_item(source, destination)
     pipe = load_pipeline("tinyworld", device=device)
@@ -87,8 +84,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--source", default=DEFAULT_SOURCE)
     parser.add_argument("--destination", default=DEFAULT_DESTINATION)
     parser.add_argument("--seeds", type=int, default=16, help="seeds per prompt for the table (default 16)")
-    parser.add_argument("--lamb", type=float, default=DEFAULT_LAMBDA,
-                        help=f"ridge strength (default {DEFAULT_LAMBDA:g} for TinyWorld; the paper's 0.1 also works)")
+    parser.add_argument("--lamb", type=float, default=None,
+                        help="ridge strength (default: TinyWorld's lambda chosen on a validation split, from its "
+                             f"model card: {validated_lambda():g}; the paper's 0.1 also works)")
     parser.add_argument("--device", default=None)
     parser.set_defaults(run=_run)
     return parser

@@ -1,6 +1,7 @@
 """TinyWorld: a synthetic world of one or two objects with planted implicit assumptions, its exact judge,
 and a miniature Stable Diffusion trained on it the way Stable Diffusion was (shipped in ``MODEL_DIR``)."""
 
+import json
 from pathlib import Path
 
 from . import spec
@@ -17,4 +18,14 @@ STEPS = 20
 
 BATCH_SIZE = 32  # images per pipeline call: the fastest on a 2-core CPU (benchmarks/results/tinyworld_speed.md)
 
-__all__ = ["BATCH_SIZE", "CLIP_FOLDER", "MODEL_DIR", "STEPS", "OracleJudge", "Scene", "Thing", "render", "shares", "spec"]
+
+
+def validated_lambda(model_dir: Path = MODEL_DIR) -> float:
+    """TinyWorld's lambda for TIME, chosen on a validation split of its edit items as the best mean of
+    efficacy, generality, specificity and attributes kept (its model card; ``timelab tinyworld measure``
+    writes it into the folder's ``figures.json``)."""
+    return float(json.loads((model_dir / "figures.json").read_text())["time"]["chosen_lamb"])
+
+
+__all__ = ["BATCH_SIZE", "CLIP_FOLDER", "MODEL_DIR", "STEPS", "OracleJudge", "Scene", "Thing", "render", "shares", "spec",
+           "validated_lambda"]
