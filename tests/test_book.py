@@ -114,6 +114,23 @@ def test_the_readme_is_a_landing_page_whose_links_lead_somewhere():
     assert not missing, f"the README links to files that do not exist: {missing}"
 
 
+def test_the_measurement_tables_are_the_ones_their_commands_wrote():
+    """Every ``timelab eval`` summary that book/measurements.md cites (``benchmarks/results/NAME.md``, which
+    the command writes beside its results file) is in the page as written: the same table, line for line,
+    and the same command. A table copied by hand, or left behind when the command ran again, fails here."""
+    page = (ROOT / "book" / "measurements.md").read_text()
+    cited = sorted(set(re.findall(r"benchmarks/results/([\w.]+?)\.md", page)))
+    summaries = {name: (ROOT / "benchmarks" / "results" / f"{name}.md").read_text() for name in cited
+                 if (ROOT / "benchmarks" / "results" / f"{name}.jsonl").exists()}
+    assert {"tinyworld_eval", "tinyworld_bias", "tinyworld_bias_guidance1"} <= set(summaries)
+    for name, summary in summaries.items():
+        lines = summary.splitlines()
+        table = "\n".join(line for line in lines if line.startswith("|"))
+        command = next(line for line in lines if line.startswith("Command: "))[len("Command: "):]
+        assert table and table in page, f"{name}: the page's table is not the one in benchmarks/results/{name}.md"
+        assert command in page, f"{name}: the page does not give the command that wrote it, {command}"
+
+
 def test_every_chapter_has_its_launch_links_and_no_page_loads_from_the_network(book):
     org_repo = REPOSITORY.removeprefix("https://github.com/")
     for path in CHAPTERS:
