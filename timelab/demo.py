@@ -85,8 +85,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--destination", default=DEFAULT_DESTINATION)
     parser.add_argument("--seeds", type=int, default=16, help="seeds per prompt for the table (default 16)")
     parser.add_argument("--lamb", type=float, default=None,
-                        help="ridge strength (default: TinyWorld's lambda chosen on a validation split, from its "
-                             f"model card: {validated_lambda():g}; the paper's 0.1 also works)")
+                        help="ridge strength (default: TinyWorld's lambda chosen on a validation split, as its "
+                             "model card states; the paper's 0.1 also works)")
     parser.add_argument("--device", default=None)
     parser.set_defaults(run=_run)
     return parser

@@ -19,7 +19,6 @@ STEPS = 20
 BATCH_SIZE = 32  # images per pipeline call: the fastest on a 2-core CPU (benchmarks/results/tinyworld_speed.md)
 
 
-
 def validated_lambda(model_dir: Path = MODEL_DIR) -> float:
     """TinyWorld's lambda for TIME, chosen on a validation split of its edit items as the best mean of
     efficacy, generality, specificity and attributes kept (its model card; ``timelab tinyworld measure``
